@@ -1,0 +1,145 @@
+"""The `switchboard` command line (Typer + Rich)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Switchboard: an AI call-center engine. Call flows as YAML, telephony backends, "
+                       "offline speech, an outbound dialer and a panel.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+@app.command()
+def validate(directory: Path = typer.Argument(Path("scenarios"), help="folder of scenario YAML files")) -> None:
+    """Validate every scenario file; print each error with file, line, column and how to fix it."""
+    from switchboard.flows.validate import validate_directory
+
+    if not directory.is_dir():
+        err_console.print(f"[red]{directory}: not a folder[/red]")
+        raise typer.Exit(2)
+    results = validate_directory(directory)
+    if not results:
+        err_console.print(f"[yellow]{directory}: no .yaml scenario files[/yellow]")
+        raise typer.Exit(1)
+    bad = 0
+    for res in results:
+        if res.errors:
+            bad += 1
+            for error in res.errors:
+                console.print(str(error), style="red", markup=False, highlight=False, soft_wrap=True)
+        else:
+            assert res.scenario is not None
+            console.print(f"[green]ok[/green] {res.file} ({res.scenario.name}, "
+                          f"{len(res.scenario.flow.steps)} steps"
+                          f"{', inbound flow' if res.scenario.has_inbound else ''})", highlight=False)
+    if bad:
+        console.print(f"{bad} of {len(results)} files have errors")
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files (for editor completion)."""
+    from switchboard.flows.schema import json_schema
+
+    sys.stdout.write(json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n")
+
+
+@app.command()
+def simulate(
+    scenario_file: Path = typer.Argument(..., help="scenario YAML file"),
+    caller: Path = typer.Option(..., "--caller", help="caller script YAML"),
+    inbound: bool = typer.Option(False, "--inbound", help="the caller rings us (runs inbound_flow)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    audio: bool = typer.Option(False, "--audio", help="real audio: TTS caller -> phone line -> VAD/STT"),
+    wall_clock: bool = typer.Option(False, "--wall-clock", help="run in real time instead of virtual time"),
+) -> None:
+    """Run one simulated call and print its timeline."""
+    from switchboard import app as composition
+    from switchboard.flows.validate import parse_scenario_file
+    from switchboard.telephony.sim.script import load_caller_file
+
+    parsed = parse_scenario_file(scenario_file)
+    if parsed.scenario is None:
+        for error in parsed.errors:
+            err_console.print(str(error), markup=False, highlight=False)
+        raise typer.Exit(1)
+    try:
+        caller_file = load_caller_file(caller)
+    except Exception as exc:
+        err_console.print(f"[red]{caller}: invalid caller script: {exc}[/red]")
+        raise typer.Exit(1) from None
+    settings = composition.load_settings_for_cli()
+    ctx = composition.run_simulation(settings, parsed.scenario, caller_file, inbound=inbound, audio=audio,
+                                     virtual=not wall_clock)
+    from switchboard.simulation import summary
+
+    data = summary(ctx)
+    if as_json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+        return
+    table = Table(title=f"{ctx.scenario} — {ctx.direction} call to {ctx.remote_number}")
+    for col in ("t (s)", "event", "step", "detail"):
+        table.add_column(col)
+    for entry in data["timeline"]:
+        detail = ", ".join(f"{k}={v}" for k, v in entry["detail"].items())
+        table.add_row(f"{entry['at']:.1f}", entry["event"], entry["step"] or "", detail)
+    console.print(table)
+    console.print(f"result: [bold]{ctx.result}[/bold]  reason: {ctx.reason or '-'}  intent: {ctx.intent or '-'}"
+                  f"  agent: {ctx.agent or '-'}")
+
+
+@app.command("test-flows")
+def test_flows(
+    directory: Path = typer.Argument(Path("flowtests"), help="folder of flow test YAML files"),
+    scenarios: Path = typer.Option(Path("scenarios"), "--scenarios", help="scenario folder"),
+) -> None:
+    """Run flow tests (scenario + caller script + expected result/steps); exit 1 on any failure."""
+    from switchboard import app as composition
+
+    files = sorted(p for p in directory.glob("*.yaml"))
+    if not files:
+        err_console.print(f"[red]{directory}: no flow tests[/red]")
+        raise typer.Exit(1)
+    settings = composition.load_settings_for_cli()
+    outcomes = composition.run_flow_tests(settings, files, scenarios)
+    passed = sum(1 for o in outcomes if o.passed)
+    for o in outcomes:
+        if o.passed:
+            console.print(f"[green]PASS[/green] {o.file}", highlight=False)
+        else:
+            console.print(f"[red]FAIL[/red] {escape(o.file)}: " + escape("; ".join(o.problems)), highlight=False)
+    console.print(f"{passed} passed, {len(outcomes) - passed} failed", highlight=False)
+    if passed != len(outcomes):
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    contacts: int = typer.Option(None, "--contacts", help="demo: number of simulated contacts"),
+    wall_clock: bool = typer.Option(False, "--wall-clock", help="demo: run in real time"),
+    audio: bool = typer.Option(None, "--audio/--text", help="demo: real audio (default) or text mode"),
+) -> None:
+    """The main job: run the engine with the configured backend (the simulator by default)."""
+    from switchboard import app as composition
+
+    settings = composition.load_settings_for_cli()
+    raise typer.Exit(composition.run_main(settings, console, contacts=contacts, wall_clock=wall_clock,
+                                          audio=audio))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

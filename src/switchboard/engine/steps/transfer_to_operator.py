@@ -1,0 +1,74 @@
+"""`transfer_to_operator`: ring a free operator from the scenario's roster and bridge them in.
+
+The operator leg shows the customer's number as caller ID. Operators who do not answer are skipped
+for the next free one; when all are busy or none answers, `on_failure` runs.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from switchboard import clock
+from switchboard.engine import results
+from switchboard.engine.runtime import StepRuntime
+from switchboard.flows.steptypes import StepModel, register_step
+
+
+@register_step
+class TransferToOperator(StepModel):
+    type_name = "transfer_to_operator"
+    target_fields = ("on_success", "on_failure")
+    agent_type: Literal["inbound", "outbound"] = "outbound"
+    on_success: str
+    on_failure: str
+    hold_prompt: str | None = Field(None, description="prompt played while the operator rings; "
+                                                      "default: the scenario's `onhold` prompt if any")
+    timeout: float | None = Field(None, gt=0, description="seconds to ring each operator")
+    max_operators: int = Field(3, ge=1, description="operators to try before giving up")
+    terminal = True
+
+    def prompts_used(self) -> list[tuple[tuple[str | int, ...], str]]:
+        return [(("hold_prompt",), self.hold_prompt)] if self.hold_prompt else []
+
+    async def run(self, rt: StepRuntime) -> str | None:
+        ctx, services = rt.ctx, rt.services
+        if ctx.hangup_result is None:
+            ctx.hangup_result = results.DISCONNECTED
+        if ctx.operator_requested_at is None:
+            ctx.operator_requested_at = ctx.elapsed()
+        hold = self.hold_prompt or ("onhold" if "onhold" in rt.scenario.spec.prompts else None)
+        caller_id = ctx.remote_number or services.operator_caller_id
+        tried: set[str] = set()
+        reason = "no_operator"
+        for _ in range(self.max_operators):
+            operator = await services.operators.acquire(rt.scenario.name, self.agent_type, exclude=tried)
+            if operator is None:
+                reason = "all_busy" if not tried else reason
+                break
+            tried.add(operator.number)
+            ctx.log("operator_ringing", step=self.step, operator=operator.number)
+            try:
+                outcome = await rt.call.transfer(operator.number, caller_id=caller_id,
+                                                 timeout=self.timeout or services.operator_timeout,
+                                                 hold_prompt=rt.prompt_ref(hold) if hold else None)
+            except BaseException:
+                await services.operators.release(operator.number)
+                raise
+            if outcome.answered:
+                ctx.agent = operator.number
+                ctx.variables["operator_id"] = operator.id
+                ctx.operator_answered_at = ctx.elapsed()
+                ctx.log("operator_answered", step=self.step, operator=operator.number,
+                        waited=round(ctx.operator_answered_at - ctx.operator_requested_at, 3))
+                if rt.call.direction == "outbound":
+                    ctx.set_result(results.CONNECTED_TO_OPERATOR)
+                ctx.answered_at = ctx.answered_at or clock.now()
+                return self.on_success
+            await services.operators.release(operator.number)
+            reason = outcome.reason or "no_answer"
+            ctx.log("operator_failed", step=self.step, operator=operator.number, reason=reason)
+        ctx.reason = f"operator {reason}"
+        ctx.log("transfer_failed", step=self.step, reason=reason)
+        return self.on_failure

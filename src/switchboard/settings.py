@@ -1,0 +1,153 @@
+"""All configuration, read from the environment and `.env` (the only module that does).
+
+Every field here has a line in `.env.example`. Secrets are `SecretStr` so they never print in logs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- core -----------------------------------------------------------------------------------
+    scenarios_dir: Path = Path("scenarios")
+    personas_dir: Path = Path("personas")
+    data_dir: Path = Path("data")
+    logs_dir: Path = Path("logs")
+    log_level: str = "INFO"
+    log_json: bool = False
+    company: str = "default"
+    telephony_backend: str = "sim"  # sim | asterisk | twilio | webrtc
+    max_steps_per_call: int = 200
+
+    # --- simulator / demo -----------------------------------------------------------------------
+    sim_virtual_clock: bool = True
+    sim_audio: bool = False
+    demo_contacts: int = 20
+    demo_callers_dir: Path = Path("flowtests/callers")
+
+    # --- storage --------------------------------------------------------------------------------
+    database_url: str = ""  # empty -> sqlite+aiosqlite:///./data/switchboard.db
+    redis_url: str = ""
+
+    # --- panel ----------------------------------------------------------------------------------
+    panel_base_url: str = ""  # empty = no external panel; the built-in panel serves the contract
+    panel_api_token: SecretStr = SecretStr("")
+    panel_timeout: float = 10.0
+    panel_host: str = "127.0.0.1"
+    panel_port: int = 8080
+    builtin_panel_token: SecretStr = SecretStr("")  # token the built-in panel accepts
+    panel_timezone: str = "+0330"
+
+    # --- dialer ---------------------------------------------------------------------------------
+    static_contacts: str = ""
+    outbound_numbers: str = ""
+    max_concurrent_calls: int = 10
+    max_calls_per_minute: int = 60
+    max_calls_per_day: int = 5000
+    max_originations_per_second: float = 5.0
+    batch_size: int = 50
+    dial_string_template: str = "PJSIP/{line_last4}{customer}@{trunk}"
+    default_region: str = "IR"
+    calling_hours_start: str = "09:00"
+    calling_hours_end: str = "21:00"
+    max_attempts: int = 3
+    retry_delay_seconds: int = 1800
+    abandon_lockout_seconds: int = 3600
+    daily_attempts_per_contact: int = 2
+    fail_alert_threshold: int = 5
+
+    # --- alerts ---------------------------------------------------------------------------------
+    sms_admins: str = ""
+    sms_provider_url: str = ""
+    sms_api_key: SecretStr = SecretStr("")
+    sms_sender: str = ""
+
+    # --- operators ------------------------------------------------------------------------------
+    operator_timeout: float = 30.0
+    operator_caller_id: str = ""
+    operator_trunk: str = "operators"
+    operator_extension: str = ""
+    inbound_agents: str = ""
+    outbound_agents: str = ""
+
+    # --- Asterisk ARI ---------------------------------------------------------------------------
+    ari_base_url: str = "http://127.0.0.1:8088/ari"
+    ari_ws_url: str = ""
+    ari_username: str = "switchboard"
+    ari_password: SecretStr = SecretStr("")
+    ari_app_name: str = "switchboard"
+    ari_timeout: float = 10.0
+    outbound_trunk: str = "trunk"
+    origination_timeout: int = 30
+    ast_sound_dir: Path = Path("/var/lib/asterisk/sounds")
+    external_media_host: str = "127.0.0.1"
+    external_media_format: str = "ulaw"
+
+    # --- speech ---------------------------------------------------------------------------------
+    stt_provider: str = "whisper"  # whisper | vira | openai | text
+    stt_model: str = "base"  # base | small
+    stt_language: str = ""
+    tts_provider: str = "espeak"  # espeak | piper | vira | openai | elevenlabs
+    tts_voice: str = ""
+    tts_cache_dir: Path = Path(".cache/tts")
+    vad_provider: str = "silero"  # silero | webrtc
+    recordings_dir: Path = Path("recordings")
+    models_dir: Path = Path(".cache/models")
+    max_parallel_stt: int = 2
+    max_parallel_tts: int = 4
+    vira_stt_url: str = ""
+    vira_stt_token: SecretStr = SecretStr("")
+    vira_tts_url: str = ""
+    vira_tts_token: SecretStr = SecretStr("")
+    openai_api_key: SecretStr = SecretStr("")
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_stt_model: str = "whisper-1"
+    openai_tts_model: str = "tts-1"
+    elevenlabs_api_key: SecretStr = SecretStr("")
+    elevenlabs_base_url: str = "https://api.elevenlabs.io"
+    elevenlabs_voice_id: str = ""
+    elevenlabs_use_ws_tts: bool = False
+    elevenlabs_model_id: str = "eleven_multilingual_v2"
+    openai_tts_voice: str = "alloy"
+    speech_enhance: bool = True  # denoise + normalise recordings before STT
+    vad_end_silence: float = 0.6  # seconds of silence that end an utterance
+    vad_min_speech: float = 0.15  # seconds of speech before an utterance counts
+    speech_http_retries: int = 3  # attempts per cloud speech request (429/5xx retried)
+
+    # --- language models ------------------------------------------------------------------------
+    llm_base_url: str = ""  # empty = no LLM: fallback tokens / scripted personas
+    llm_api_key: SecretStr = SecretStr("")
+    gapgpt_base_url: str = ""
+    gapgpt_api_key: SecretStr = SecretStr("")
+    llm_model_critical: str = "gpt-4o-mini"
+    llm_model_cheap: str = "gpt-4o-mini"
+    llm_timeout: float = 8.0
+    llm_max_retries: int = 2
+    max_parallel_llm: int = 8
+    llm_cache_ttl_seconds: int = 300
+    intent_timeout: float = 3.0
+
+    # --- metrics --------------------------------------------------------------------------------
+    metrics_enabled: bool = True
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'switchboard.db').as_posix()}"
+
+    @staticmethod
+    def split_list(value: str) -> list[str]:
+        return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+__all__ = ["Settings", "load_settings", "Field"]

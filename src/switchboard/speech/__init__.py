@@ -1,0 +1,1 @@
+"""Speech: audio utilities, VAD, STT and TTS providers behind the interfaces in `base`."""

@@ -1,0 +1,73 @@
+"""The interfaces of the speech stages. One module per provider implements one of them.
+
+Providers are picked by name from settings (see `speech.registry`); the engine and the backends only
+see these protocols.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import AsyncIterator, Protocol, runtime_checkable
+
+from switchboard.telephony.call import Audio
+
+
+class ProviderFailure(Exception):
+    """A provider could not serve (quota, balance, auth, outage). Feeds the dialer's failure threshold."""
+
+    def __init__(self, provider: str, reason: str, *, retryable: bool = False) -> None:
+        super().__init__(f"{provider}: {reason}")
+        self.provider = provider
+        self.reason = reason
+        self.retryable = retryable
+
+
+class EmptyAudio(Exception):
+    """Audio too short/quiet to be speech: the engine treats it as the caller hanging up."""
+
+
+@dataclass(slots=True)
+class Transcript:
+    text: str
+    language: str | None = None
+    confidence: float | None = None
+    latency: float = 0.0  # seconds spent transcribing
+
+
+@runtime_checkable
+class STT(Protocol):
+    name: str
+
+    async def transcribe(self, audio: Audio, *, language: str | None = None,
+                         hotwords: list[str] | None = None) -> Transcript: ...
+
+
+@runtime_checkable
+class TTS(Protocol):
+    name: str
+
+    async def synthesize(self, text: str, *, voice: str | None = None,
+                         language: str | None = None) -> Audio: ...
+
+    def stream(self, text: str, *, voice: str | None = None,
+               language: str | None = None) -> AsyncIterator[Audio]:
+        """Sentence by sentence, so playback can start before the whole text is synthesized."""
+        ...
+
+
+@dataclass(slots=True)
+class VADEvent:
+    kind: str  # "start" | "end"
+    at: float  # seconds from the start of the stream
+    audio: Audio | None = None  # the utterance, on "end"
+
+
+@runtime_checkable
+class VAD(Protocol):
+    sample_rate: int
+
+    def process(self, pcm: bytes) -> list[VADEvent]:
+        """Feed PCM16 frames; returns speech start/end events as they are detected."""
+        ...
+
+    def reset(self) -> None: ...

@@ -1,0 +1,188 @@
+"""The one interface every telephony backend implements, and the engine drives.
+
+The engine never knows which backend it runs on. Two families fit behind it:
+
+* PBX-media backends (Asterisk ARI): the PBX plays and records files on its side; `play` maps to a
+  playback, `record` returns the recorded file's audio.
+* Streaming backends (Twilio Media Streams, WebRTC, the simulator in audio mode): audio frames flow
+  both ways; `play`/`speak` stream frames out, `record` runs VAD endpointing on frames in.
+
+Every method is event-driven (it completes when the backend reports completion, never on a timer
+guess). When the far end hangs up, any pending or later call raises `CallerHangup`; the engine
+turns that into the right result for where the flow was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import AsyncIterator, Literal, Protocol, runtime_checkable
+
+Direction = Literal["outbound", "inbound"]
+
+
+class CallerHangup(Exception):
+    """The far end hung up; raised from any pending or later Call operation."""
+
+    def __init__(self, cause: str = "normal") -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+class CallFailed(Exception):
+    """The backend could not do what was asked (provider/PBX failure), with a short reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class DialOutcome(str, Enum):
+    """How an outbound origination ended before the flow could start."""
+
+    ANSWERED = "answered"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    UNREACHABLE = "unreachable"
+    CONGESTION = "congestion"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class Audio:
+    """Mono PCM16 little-endian audio."""
+
+    pcm: bytes
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return len(self.pcm) / 2 / self.sample_rate if self.sample_rate else 0.0
+
+
+@dataclass(slots=True)
+class Recording:
+    """What a `record`/listen produced.
+
+    Text-mode backends (the simulator) fill `text` directly; audio backends fill `audio` and the
+    engine runs STT. `dtmf` holds digits pressed while recording. `path` is where the original is
+    kept for review, when the backend stored it.
+    """
+
+    audio: Audio | None = None
+    text: str | None = None
+    dtmf: str = ""
+    path: str | None = None
+    confidence: float | None = None
+    language: str | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        if self.text is not None:
+            return not self.text.strip()
+        return self.audio is None or not self.audio.pcm
+
+
+@dataclass(slots=True)
+class PlaybackResult:
+    completed: bool = True  # False when interrupted (barge-in, DTMF)
+    interrupted_by: str | None = None
+
+
+@dataclass(slots=True)
+class TransferResult:
+    """Outcome of `transfer`: answered by the operator or not, and why not."""
+
+    answered: bool
+    operator_number: str
+    reason: str = ""  # no_answer | busy | failed | timeout
+
+
+@dataclass(slots=True)
+class CallEvent:
+    kind: Literal["hangup", "dtmf", "playback_finished", "recording_finished", "answered", "speech"]
+    data: dict[str, object] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Call(Protocol):
+    """A live call, as the engine sees it."""
+
+    call_id: str
+    direction: Direction
+    remote_number: str  # the customer's number
+    line_number: str | None  # our outbound line / the number that was dialled inbound
+
+    @property
+    def hung_up(self) -> bool: ...
+
+    async def answer(self) -> None: ...
+
+    async def play(self, prompt: str, *, interruptible: bool = False) -> PlaybackResult:
+        """Play a prompt reference such as `sound:custom/hello` (or a URL / file path)."""
+        ...
+
+    async def speak(self, text: str, *, language: str | None = None, voice: str | None = None,
+                    interruptible: bool = False) -> PlaybackResult:
+        """Speak text with the backend's TTS path (PBX file, or streamed frames)."""
+        ...
+
+    async def record(self, *, max_duration: float, max_silence: float,
+                     terminate_on: str = "") -> Recording:
+        """Listen to the caller until silence, max duration or a terminating DTMF key."""
+        ...
+
+    async def transfer(self, operator_number: str, *, caller_id: str, timeout: float,
+                       hold_prompt: str | None = None) -> TransferResult:
+        """Ring an operator and, when they answer, bridge them with the caller."""
+        ...
+
+    async def wait_for_hangup(self, timeout: float | None = None) -> bool:
+        """Keep the call up until someone hangs up (True) or the timeout passes (False)."""
+        ...
+
+    async def hangup(self, cause: str = "normal") -> None: ...
+
+    def events(self) -> AsyncIterator[CallEvent]: ...
+
+
+class HangupSignal:
+    """Helper for backends: one place that records a hang-up and wakes every waiter."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.cause = ""
+
+    @property
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self, cause: str = "normal") -> None:
+        if not self._event.is_set():
+            self.cause = cause
+            self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise CallerHangup(self.cause)
+
+    async def race(self, awaitable: "asyncio.Future[object] | asyncio.Task[object]") -> object:
+        """Await `awaitable` unless the caller hangs up first (then cancel it and raise)."""
+        self.check()
+        waiter = asyncio.ensure_future(self._event.wait())
+        task = asyncio.ensure_future(awaitable)
+        try:
+            done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            waiter.cancel()
+            raise
+        if task in done:
+            waiter.cancel()
+            return task.result()
+        task.cancel()
+        raise CallerHangup(self.cause)
