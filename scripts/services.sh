@@ -25,6 +25,7 @@ fi
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql >&2
 command -v redis-server >/dev/null 2>&1 || apt_install redis-server >&2
 
+started=0
 mkdir -p "$STATE"
 chmod 777 "$STATE"
 PGBIN="$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | tail -1)")"
@@ -34,6 +35,7 @@ if [ ! -f "$STATE/pg/PG_VERSION" ]; then
 fi
 if ! su postgres -c "$PGBIN/pg_ctl -D $STATE/pg status" >/dev/null 2>&1; then
   su postgres -c "$PGBIN/pg_ctl -D $STATE/pg -l $STATE/pg.log -w -o '-p $PG_PORT -k $STATE -c listen_addresses=127.0.0.1 -c fsync=off' start" >/dev/null
+  started=1
 fi
 for db in switchboard_test; do
   su postgres -c "$PGBIN/psql -h 127.0.0.1 -p $PG_PORT -U postgres -tAc \"SELECT 1 FROM pg_database WHERE datname='$db'\"" | grep -q 1 \
@@ -42,7 +44,9 @@ done
 if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
     --pidfile "$STATE/redis.pid" --logfile "$STATE/redis.log" >/dev/null
+  started=1
   for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 echo "export DATABASE_URL_TEST=postgresql+asyncpg://postgres@127.0.0.1:$PG_PORT/switchboard_test"
 echo "export REDIS_URL_TEST=redis://127.0.0.1:$REDIS_PORT/0"
+echo "export SWITCHBOARD_SERVICES_STARTED=$started"

@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 SWITCHBOARD_EXTRAS="speech,dev" bash scripts/setup.sh
 bash scripts/test-deps.sh
 eval "$(bash scripts/services.sh start)"
-trap 'bash scripts/services.sh stop' EXIT
+# Stop the servers afterwards only if this run started them (a developer's may be in use).
+if [ "${SWITCHBOARD_SERVICES_STARTED:-0}" = "1" ]; then trap 'bash scripts/services.sh stop' EXIT; fi
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -73,3 +73,16 @@ def test_test_flows_passes_shipped_tests_and_fails_a_wrong_expectation(tmp_path:
     res = sb("test-flows", str(tmp_path))
     assert res.returncode == 1
     assert "0 passed, 1 failed" in res.stdout and "not_interested" in res.stdout
+
+
+def test_run_demo_campaign_text_mode(tmp_path: Path) -> None:
+    res = subprocess.run([sys.executable, "-m", "switchboard.cli", "run", "--contacts", "25", "--text"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300,
+                         env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "HOME": str(tmp_path),
+                              "DATA_DIR": str(tmp_path / "data"), "LOGS_DIR": str(tmp_path / "logs")})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "25/25" in res.stdout
+    summary = next(line for line in res.stdout.splitlines() if line.startswith("results:"))
+    counts = {k: int(v) for k, v in (item.split("=") for item in summary[len("results: "):].split(", "))}
+    assert sum(counts.values()) == 25
+    assert counts.get("missed", 0) >= 1 and counts.get("not_interested", 0) >= 1

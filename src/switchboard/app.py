@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -25,6 +26,10 @@ from switchboard.simulation import FlowTestResult, run_flow_test, simulate
 from switchboard.telephony.sim.network import SimNetwork
 from switchboard.telephony.sim.script import CallerFile
 
+if TYPE_CHECKING:
+    from switchboard.speech.service import SpeechService
+    from switchboard.telephony.sim.voice import CallerVoices
+
 log = logging.getLogger(__name__)
 
 
@@ -41,21 +46,38 @@ def build_operator_pool(settings: Settings) -> OperatorPool:
     return pool
 
 
-def build_engine(settings: Settings, *, audio: bool = False) -> FlowEngine:
+def build_speech(settings: Settings) -> "SpeechService":
+    from switchboard.speech.service import SpeechService
+
+    return SpeechService.from_settings(settings)
+
+
+def build_engine(settings: Settings, *, speech: "SpeechService | None" = None) -> FlowEngine:
     services = EngineServices(operators=build_operator_pool(settings), operator_timeout=settings.operator_timeout,
                               operator_caller_id=settings.operator_caller_id,
-                              max_steps=settings.max_steps_per_call)
+                              max_steps=settings.max_steps_per_call, transcriber=speech,
+                              default_language=settings.stt_language or None)
     return FlowEngine(services)
 
 
-def build_network(settings: Settings, *, audio: bool = False) -> SimNetwork:
-    return SimNetwork(origination_timeout=float(settings.origination_timeout))
+def build_caller_voices(speech: "SpeechService") -> "CallerVoices":
+    """English callers speak with Piper (Whisper hears it well); others with the configured TTS."""
+    from switchboard.speech.tts.piper import PiperTTS
+    from switchboard.telephony.sim.voice import CallerVoices
+
+    return CallerVoices(voices={"en": PiperTTS(), "*": speech.tts}, make_vad=speech.vad)
+
+
+def build_network(settings: Settings, *, speech: "SpeechService | None" = None) -> SimNetwork:
+    return SimNetwork(origination_timeout=float(settings.origination_timeout),
+                      caller_voice=build_caller_voices(speech) if speech is not None else None)
 
 
 def run_simulation(settings: Settings, scenario: Scenario, caller: CallerFile, *, inbound: bool = False,
                    audio: bool = False, virtual: bool = True) -> CallContext:
-    engine = build_engine(settings, audio=audio)
-    network = build_network(settings, audio=audio)
+    speech = build_speech(settings) if audio else None
+    engine = build_engine(settings, speech=speech)
+    network = build_network(settings, speech=speech)
     coro = simulate(engine, network, scenario, caller, inbound=inbound)
     return run_virtual(coro) if virtual else asyncio.run(coro)
 
@@ -74,7 +96,7 @@ def run_flow_tests(settings: Settings, files: list[Path], scenarios_dir: Path) -
 async def demo_campaign(settings: Settings, console: Console, *, contacts: int, audio: bool) -> int:
     """A campaign of simulated contacts spread over the active scenarios, `max_concurrent_calls` at
     a time, with a progress bar and each call's result as it ends."""
-    from switchboard.demo import demo_callers
+    from switchboard.demo import demo_contacts
     from switchboard.simulation import DEFAULT_OPERATORS
 
     registry = ScenarioRegistry(settings.scenarios_dir)
@@ -83,17 +105,21 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
         for error in registry.last_report.errors:
             console.print(str(error), markup=False, highlight=False)
         return 1
-    engine = build_engine(settings, audio=audio)
-    network = build_network(settings, audio=audio)
-    callers = demo_callers(contacts)
+    speech = build_speech(settings) if audio else None
+    if speech is not None:
+        console.print("loading the offline speech models (Whisper base, Piper, eSpeak NG, Silero VAD) ...")
+        await speech.warm_up()
+    engine = build_engine(settings, speech=speech)
+    network = build_network(settings, speech=speech)
+    people = demo_contacts(contacts)
     gate = asyncio.Semaphore(max(1, settings.max_concurrent_calls))
     tally: dict[str, int] = {}
 
-    async def one(progress: Progress, task: int, caller) -> None:  # type: ignore[no-untyped-def]
-        contact = {"name": caller.name, "phone": caller.phone, "attributes": caller.attributes}
-        scenario = registry.next_scenario(contact)
+    async def one(progress: Progress, task: int, person) -> None:  # type: ignore[no-untyped-def]
+        scenario = registry.next_scenario(person.as_contact())
         if scenario is None:
             return
+        caller = person.script(scenario.spec.stt.language or scenario.spec.language)
         async with gate:
             ctx = await simulate(engine, network, scenario, CallerFile(caller=caller, operators=DEFAULT_OPERATORS))
         tally[ctx.result or "unknown"] = tally.get(ctx.result or "unknown", 0) + 1
@@ -104,8 +130,8 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
 
     with Progress(TextColumn("[bold]demo campaign"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
-        task = progress.add_task("calls", total=len(callers))
-        await asyncio.gather(*(one(progress, task, c) for c in callers))
+        task = progress.add_task("calls", total=len(people))
+        await asyncio.gather(*(one(progress, task, p) for p in people))
     console.print("results: " + ", ".join(f"{k}={v}" for k, v in sorted(tally.items())))
     return 0
 

@@ -8,8 +8,10 @@ simulated campaign exercises.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import datetime, timezone
+from typing import Iterator
 
 _ANCHORS: dict[int, tuple[float, float]] = {}
 
@@ -100,6 +102,24 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
 
         fut.add_done_callback(_done)
         return fut
+
+
+@contextlib.contextmanager
+def real_io() -> Iterator[None]:
+    """Mark a wait on the real world (an HTTP request to an LLM, say) in progress.
+
+    On a `VirtualClockLoop` the clock then stops jumping ahead, as it does for thread-pool work,
+    so a real answer arrives before a (virtual) timeout fires; on a normal loop it does nothing.
+    Keep the scope to the await itself: virtual timers do not advance inside it."""
+    loop = _loop()
+    virtual = isinstance(loop, VirtualClockLoop)
+    if virtual:
+        loop._pending_threads += 1  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        if virtual:
+            loop._pending_threads -= 1  # type: ignore[union-attr]
 
 
 def run_virtual(coro, *, start: datetime | None = None, real_grace: float = 0.0):  # type: ignore[no-untyped-def]

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
 
     # --- simulator / demo -----------------------------------------------------------------------
     sim_virtual_clock: bool = True
-    sim_audio: bool = False
+    sim_audio: bool = True
     demo_contacts: int = 20
     demo_callers_dir: Path = Path("flowtests/callers")
 
@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     max_attempts: int = 3
     retry_delay_seconds: int = 1800
     abandon_lockout_seconds: int = 3600
+    abandon_wait_seconds: float = 2.0  # an operator request unanswered this long is an abandon
+    abandon_window_seconds: int = 86400  # rolling window of the per-campaign abandon rate
     daily_attempts_per_contact: int = 2
     fail_alert_threshold: int = 5
 
@@ -88,6 +90,7 @@ class Settings(BaseSettings):
     ast_sound_dir: Path = Path("/var/lib/asterisk/sounds")
     external_media_host: str = "127.0.0.1"
     external_media_format: str = "ulaw"
+    ari_record_mode: str = "snoop"  # snoop (customer only, spy=in) | bridge (the bridge mix)
 
     # --- speech ---------------------------------------------------------------------------------
     stt_provider: str = "whisper"  # whisper | vira | openai | text
@@ -132,6 +135,10 @@ class Settings(BaseSettings):
     max_parallel_llm: int = 8
     llm_cache_ttl_seconds: int = 300
     intent_timeout: float = 3.0
+    intent_model_role: str = "critical"  # critical | cheap: which model classifies intents
+    strategies_dir: Path = Path("strategies")
+    memory_summary_every: int = 20
+    improvement_interval_hours: float = 24.0
 
     # --- metrics --------------------------------------------------------------------------------
     metrics_enabled: bool = True

@@ -66,8 +66,9 @@ class StepRuntime:
             if self.services.transcriber is None:
                 raise CaptureFailed("no_stt_configured")
             try:
+                name = f"{self.ctx.call_id}-{step or 'capture'}-{len(self.ctx.transcripts)}"
                 tr = await self.services.transcriber.transcribe(recording.audio, language=self.language,
-                                                               hotwords=stt.hotwords)
+                                                               hotwords=stt.hotwords, name=name)
             except EmptyAudio:
                 raise CaptureEmpty() from None
             except ProviderFailure as exc:

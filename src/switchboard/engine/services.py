@@ -13,7 +13,7 @@ from switchboard.telephony.call import Audio
 
 class Transcriber(Protocol):
     async def transcribe(self, audio: Audio, *, language: str | None = None,
-                         hotwords: list[str] | None = None) -> Transcript: ...
+                         hotwords: list[str] | None = None, name: str | None = None) -> Transcript: ...
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol
 
 from switchboard.telephony.call import (
     Audio,
@@ -31,8 +31,11 @@ if TYPE_CHECKING:
 
 _ids = itertools.count(1)
 
-# Turns a caller's words into what a phone line would carry (audio mode); None = text mode.
-CallerVoice = Callable[[str, CallerScript], Awaitable[Audio]]
+class CallerVoice(Protocol):
+    """Turns a caller's reply into the utterance a `record` hears (audio mode); None = text mode."""
+
+    async def __call__(self, text: str | None, script: CallerScript, *, delay: float, max_duration: float,
+                       max_silence: float, language: str | None = None) -> Audio: ...
 
 
 @dataclass
@@ -122,7 +125,11 @@ class SimCall:
         self._reply_index += 1
         if reply is None or reply.silence:
             await self._pass(min(max_duration, max_silence + 0.5))
-            return Recording(text="") if self.caller_voice is None else Recording(audio=Audio(b"", 8000))
+            if self.caller_voice is None:
+                return Recording(text="")
+            audio = await self.caller_voice(None, self.script, delay=0.0, max_duration=max_duration,
+                                            max_silence=max_silence)
+            return Recording(audio=audio)
         if reply.hangup:
             await self._pass(reply.delay)
             self._far_end_hangup("caller_hangup")
@@ -138,7 +145,8 @@ class SimCall:
         await self._pass(min(max_duration, reply.delay + talk + max_silence))
         if self.caller_voice is None:
             return Recording(text=reply.say, language=reply.language or self.script.language)
-        audio = await self.caller_voice(reply.say, self.script)
+        audio = await self.caller_voice(reply.say, self.script, delay=reply.delay, max_duration=max_duration,
+                                        max_silence=max_silence, language=reply.language)
         return Recording(audio=audio)
 
     async def transfer(self, operator_number: str, *, caller_id: str, timeout: float,
