@@ -27,6 +27,7 @@ from switchboard.telephony.sim.network import SimNetwork
 from switchboard.telephony.sim.script import CallerFile
 
 if TYPE_CHECKING:
+    from switchboard.brain.services import Brain
     from switchboard.speech.service import SpeechService
     from switchboard.telephony.sim.voice import CallerVoices
 
@@ -52,10 +53,17 @@ def build_speech(settings: Settings) -> "SpeechService":
     return SpeechService.from_settings(settings)
 
 
-def build_engine(settings: Settings, *, speech: "SpeechService | None" = None) -> FlowEngine:
+def build_engine(settings: Settings, *, speech: "SpeechService | None" = None,
+                 brain: "Brain | None" = None) -> FlowEngine:
+    """The engine with its services: STT (when audio is on), the intent classifier and the AI
+    personas (LLM when configured, fallback tokens and scripted personas otherwise)."""
+    from switchboard.brain.services import build_brain
+
+    brain = brain or build_brain(settings, transcriber=speech)
     services = EngineServices(operators=build_operator_pool(settings), operator_timeout=settings.operator_timeout,
                               operator_caller_id=settings.operator_caller_id,
                               max_steps=settings.max_steps_per_call, transcriber=speech,
+                              intents=brain.intents, extras=brain.engine_extras(),
                               default_language=settings.stt_language or None)
     return FlowEngine(services)
 

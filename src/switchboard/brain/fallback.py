@@ -8,8 +8,8 @@ normalisation of both sides. Spacing inside a token is not significant at word b
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
 
 from switchboard.brain.normalize import normalize, words
 
@@ -24,10 +24,19 @@ _INSTRUCTION = re.compile(
     r"|نادیده بگیر|دستورات|دستورالعمل|تجاهل|التعلیمات|انس التعلیمات")
 
 
+# "SYSTEM: ...", "assistant: ..." up to the end of that sentence.
+_ROLE_LABEL = re.compile(r"\b(system|assistant|developer|user)\s*:[^.!?؟\n]*", re.IGNORECASE)
+# Clauses that open with a command to produce an answer ("say yes", "answer yes to everything").
+_COMMAND = re.compile(r"^(please |لطفا )?(say|answer|output|respond|reply|classify|return|print|write|"
+                      r"بگو|بنویس|جواب بده|قل|اکتب|اجب)\b")
+
+
 def strip_instructions(text: str) -> str:
     """`text` without the clauses that look like instructions to the system."""
+    text = _ROLE_LABEL.sub(" . ", text)
     clauses = [c for c in _CLAUSE_SPLIT.split(text) if c.strip()]
-    kept = [c for c in clauses if not _INSTRUCTION.search(normalize(c))]
+    kept = [c for c in clauses
+            if not _INSTRUCTION.search(normalize(c)) and not _COMMAND.search(normalize(c))]
     return " . ".join(c.strip() for c in kept)
 
 

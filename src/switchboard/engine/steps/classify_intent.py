@@ -34,6 +34,11 @@ class ClassifyIntent(StepModel):
                 return self.on_failure
             rt.ctx.intent = "unknown"
             return self.next
+        failure = getattr(decision, "provider_failure", None)
+        if failure is not None and rt.services.on_provider_failure is not None:
+            await rt.services.on_provider_failure(failure.provider, failure.reason)
+        elif decision.path == "llm" and rt.services.on_provider_success is not None:
+            await rt.services.on_provider_success()
         rt.ctx.intent = decision.intent
         rt.ctx.intent_path = decision.path
         rt.ctx.log("intent", step=self.step, intent=decision.intent, path=decision.path,

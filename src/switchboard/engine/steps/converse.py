@@ -111,7 +111,7 @@ class Converse(StepModel):
         if memory is not None:
             try:
                 await memory.record(ctx.call_id, outcome, strategy=self.strategy)
-            except Exception:  # noqa: BLE001 - losing a memory record must not fail the call
+            except Exception:
                 log.exception("recording the conversation in memory failed")
         if outcome.provider_failure is not None and rt.services.on_provider_failure is not None:
             await rt.services.on_provider_failure(outcome.provider_failure.provider,

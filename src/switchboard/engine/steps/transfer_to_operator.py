@@ -62,8 +62,8 @@ class TransferToOperator(StepModel):
                 ctx.operator_answered_at = ctx.elapsed()
                 ctx.log("operator_answered", step=self.step, operator=operator.number,
                         waited=round(ctx.operator_answered_at - ctx.operator_requested_at, 3))
-                if rt.call.direction == "outbound":
-                    ctx.set_result(results.CONNECTED_TO_OPERATOR)
+                ctx.set_result(results.CONNECTED_TO_OPERATOR if rt.call.direction == "outbound"
+                               else results.INBOUND_CALL)
                 ctx.answered_at = ctx.answered_at or clock.now()
                 return self.on_success
             await services.operators.release(operator.number)

@@ -108,7 +108,7 @@ class SimCall:
         self.spoken.append(text)
         full = max(0.5, len(text) * self.timings.seconds_per_char)
         nxt = self._peek_reply()
-        if interruptible and nxt is not None and nxt.say is not None and nxt.delay < full:
+        if interruptible and nxt is not None and nxt.barge_in and nxt.say is not None and nxt.delay < full:
             # The caller talks over the agent: playback stops where they start.
             await self._pass(nxt.delay)
             return PlaybackResult(completed=False, interrupted_by="speech")

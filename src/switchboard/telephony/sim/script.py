@@ -26,6 +26,7 @@ class Reply(_Strict):
     dtmf: str | None = None
     hangup: bool = False
     delay: float = Field(0.3, ge=0, description="seconds before the caller starts speaking")
+    barge_in: bool = Field(False, description="talk over the agent's interruptible speech after `delay` s")
     language: str | None = None
 
     @model_validator(mode="after")
