@@ -1,0 +1,1 @@
+"""Built-in panel routes, one module per resource."""

@@ -1,0 +1,65 @@
+"""The dialer contract (/api/dialer/*) served from the local database."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+
+from switchboard.panel.contract import (
+    Ack,
+    AlertRequest,
+    NextBatchResponse,
+    RegisterOutboundLinesRequest,
+    RegisterScenariosRequest,
+    ReportResultRequest,
+)
+from switchboard.panel.deps import Authed, PanelContext, ctx
+
+router = APIRouter(prefix="/api/dialer", dependencies=Authed, tags=["dialer"])
+
+
+@router.get("/next-batch", response_model=NextBatchResponse)
+async def next_batch(
+    size: int = Query(50, ge=0, le=1000),
+    company: str | None = Query(None),
+    dialer_id: str | None = Header(None, alias="X-Dialer-Id"),
+    c: PanelContext = Depends(ctx),
+) -> NextBatchResponse:
+    return await c.local.next_batch_response(size, company, owner=dialer_id[:100] if dialer_id else None)
+
+
+@router.post("/register-scenarios", response_model=Ack)
+async def register_scenarios(body: RegisterScenariosRequest, c: PanelContext = Depends(ctx)) -> Ack:
+    await c.local.register_scenarios(body.scenarios, company=body.company)
+    return Ack()
+
+
+@router.post("/register-outbound-lines", response_model=Ack)
+async def register_outbound_lines(body: RegisterOutboundLinesRequest, c: PanelContext = Depends(ctx)) -> Ack:
+    await c.local.register_outbound_lines(body.lines, company=body.company)
+    return Ack()
+
+
+@router.post("/report-result", response_model=Ack)
+async def report_result(
+    body: ReportResultRequest,
+    response: Response,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=100),
+    c: PanelContext = Depends(ctx),
+) -> Ack:
+    # Without a key, the body itself is the key: an identical replay is still applied once.
+    key = (
+        idempotency_key
+        or "body:"
+        + hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:40]
+    )
+    outcome = await c.local.apply_report(body, key)
+    return Ack(duplicate=outcome.duplicate, detail=None if outcome.contact_id else "no matching contact")
+
+
+@router.post("/alert", response_model=Ack)
+async def alert(body: AlertRequest, c: PanelContext = Depends(ctx)) -> Ack:
+    await c.local.send_alert(body.kind, body.message, body.details, company=body.company)
+    return Ack()

@@ -1,0 +1,172 @@
+"""REST shapes of the built-in panel's /api/v1 resources (the dialer contract is in contract.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class PageOut(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    offset: int
+    limit: int
+
+
+class ContactOut(_Out):
+    id: int
+    company: str
+    campaign_id: int | None
+    external_id: str | None
+    phone: str
+    phone_e164: str
+    name: str | None
+    attributes: dict[str, Any]
+    timezone: str | None
+    status: str
+    attempts: int
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None
+    last_result: str | None
+    last_reason: str | None
+
+
+class ContactIn(BaseModel):
+    phone: str
+    name: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    timezone: str | None = None
+    campaign: str | None = None
+
+
+class CallOut(_Out):
+    id: str
+    direction: str
+    scenario: str | None
+    contact_id: int | None
+    number_id: str | None
+    phone: str
+    phone_e164: str | None
+    line: str | None
+    operator: str | None
+    originated_at: datetime | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    result: str | None
+    reason: str | None
+    intent: str | None
+    user_message: str | None
+    recording_path: str | None
+
+
+class EventOut(_Out):
+    seq: int
+    at: datetime
+    kind: str
+    data: dict[str, Any]
+
+
+class CallDetailOut(CallOut):
+    transcripts: list[Any]
+    attributes: dict[str, Any]
+    events: list[EventOut] = Field(default_factory=list)
+
+
+class CampaignOut(_Out):
+    id: int
+    name: str
+    active: bool
+    scenario: str | None
+    calling_hours_start: str | None
+    calling_hours_end: str | None
+    timezone: str | None
+    max_attempts: int | None
+
+
+class CampaignIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    active: bool = True
+    scenario: str | None = None
+    calling_hours_start: str | None = Field(default=None, pattern=r"^\d{2}:\d{2}$")
+    calling_hours_end: str | None = Field(default=None, pattern=r"^\d{2}:\d{2}$")
+    timezone: str | None = None
+    max_attempts: int | None = Field(default=None, ge=1)
+
+
+class CampaignPatch(BaseModel):
+    active: bool | None = None
+    scenario: str | None = None
+    calling_hours_start: str | None = Field(default=None, pattern=r"^\d{2}:\d{2}$")
+    calling_hours_end: str | None = Field(default=None, pattern=r"^\d{2}:\d{2}$")
+    timezone: str | None = None
+    max_attempts: int | None = Field(default=None, ge=1)
+
+
+class OperatorOut(_Out):
+    id: int
+    direction: str
+    phone_number: str
+    name: str | None
+    scenario: str | None
+    active: bool
+
+
+class OperatorIn(BaseModel):
+    direction: str = Field(pattern=r"^(inbound|outbound)$")
+    phone_number: str
+    name: str | None = None
+    scenario: str | None = None
+
+
+class LineOut(_Out):
+    id: int
+    phone_number: str
+    display_name: str | None
+    active: bool
+    max_concurrent: int | None
+    max_per_minute: int | None
+    max_per_day: int | None
+
+
+class LineIn(BaseModel):
+    phone_number: str
+    display_name: str | None = None
+    max_concurrent: int | None = Field(default=None, ge=1)
+    max_per_minute: int | None = Field(default=None, ge=1)
+    max_per_day: int | None = Field(default=None, ge=1)
+
+
+class DncOut(_Out):
+    phone_e164: str
+    reason: str | None
+    source: str | None
+    added_at: datetime
+
+
+class DncIn(BaseModel):
+    phone: str
+    reason: str | None = None
+    source: str | None = "api"
+
+
+class ScenarioOut(BaseModel):
+    name: str
+    display_name: str | None = None
+    registered: bool = False
+    active: bool = True
+
+
+class AlertOut(_Out):
+    id: int
+    kind: str
+    message: str
+    details: dict[str, Any]
+    created_at: datetime

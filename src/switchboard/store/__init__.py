@@ -1,0 +1,25 @@
+"""Local storage: SQLAlchemy models, repositories and Alembic migrations (run on start-up)."""
+
+from switchboard.store.base import Page
+from switchboard.store.calls import AttemptOutcome, CallData, EventData, OutboxEntry
+from switchboard.store.catalog import LineSpec, OperatorSpec
+from switchboard.store.contacts import NewContact
+from switchboard.store.reports import ReportedResult, RetryDecision, RetryPolicy, default_retry_policy
+from switchboard.store.store import Store, open_store
+
+__all__ = [
+    "AttemptOutcome",
+    "CallData",
+    "EventData",
+    "LineSpec",
+    "NewContact",
+    "OperatorSpec",
+    "OutboxEntry",
+    "Page",
+    "ReportedResult",
+    "RetryDecision",
+    "RetryPolicy",
+    "Store",
+    "default_retry_policy",
+    "open_store",
+]
