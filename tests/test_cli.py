@@ -76,13 +76,23 @@ def test_test_flows_passes_shipped_tests_and_fails_a_wrong_expectation(tmp_path:
 
 
 def test_run_demo_campaign_text_mode(tmp_path: Path) -> None:
+    """The quick start's job: demo contacts in the built-in panel's SQLite store, dialed by the
+    dialer over the simulated network until every contact has a final result."""
+    import sqlite3
+
     res = subprocess.run([sys.executable, "-m", "switchboard.cli", "run", "--contacts", "25", "--text"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300,
+                         capture_output=True, text=True, timeout=600,
                          env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "HOME": str(tmp_path),
                               "DATA_DIR": str(tmp_path / "data"), "LOGS_DIR": str(tmp_path / "logs")})
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "25/25" in res.stdout
     summary = next(line for line in res.stdout.splitlines() if line.startswith("results:"))
     counts = {k: int(v) for k, v in (item.split("=") for item in summary[len("results: "):].split(", "))}
-    assert sum(counts.values()) == 25
-    assert counts.get("missed", 0) >= 1 and counts.get("not_interested", 0) >= 1
+    assert sum(counts.values()) >= 25  # missed contacts are retried
+    assert counts.get("not_interested", 0) >= 1
+    db = sqlite3.connect(tmp_path / "data" / "switchboard.db")
+    statuses = dict(db.execute("select status, count(*) from contacts group by status").fetchall())
+    assert statuses == {"done": 25}
+    delivered = dict(db.execute("select status, count(*) from results_outbox group by status").fetchall())
+    assert delivered == {"delivered": sum(counts.values())}
+    calls = db.execute("select count(*) from calls where result is not null").fetchone()[0]
+    assert calls == sum(counts.values())

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from switchboard import clock
 from switchboard.clock import run_virtual
 from switchboard.engine.context import CallContext
 from switchboard.engine.engine import FlowEngine
@@ -22,11 +25,15 @@ from switchboard.flows.registry import ScenarioRegistry
 from switchboard.flows.schema import Scenario
 from switchboard.observability.logging import setup_logging
 from switchboard.settings import Settings
-from switchboard.simulation import FlowTestResult, run_flow_test, simulate
+from switchboard.simulation import DEFAULT_OPERATORS, FlowTestResult, run_flow_test, simulate
 from switchboard.telephony.sim.network import SimNetwork
 from switchboard.telephony.sim.script import CallerFile
 
 if TYPE_CHECKING:
+    from switchboard.dialer.loop import Dialer
+    from switchboard.panel.outbox import OutboxDeliverer
+    from switchboard.store import Store
+    from switchboard.telephony.backend import TelephonyBackend
     from switchboard.brain.services import Brain
     from switchboard.speech.service import SpeechService
     from switchboard.telephony.sim.voice import CallerVoices
@@ -101,11 +108,132 @@ def run_flow_tests(settings: Settings, files: list[Path], scenarios_dir: Path) -
 
 
 # --- the main job ---------------------------------------------------------------------------------
-async def demo_campaign(settings: Settings, console: Console, *, contacts: int, audio: bool) -> int:
-    """A campaign of simulated contacts spread over the active scenarios, `max_concurrent_calls` at
-    a time, with a progress bar and each call's result as it ends."""
+DEMO_LINES = "02191000001,02191000002"
+
+
+@dataclass
+class Node:
+    """Everything one running Switchboard process holds, built from Settings in one place."""
+
+    settings: Settings
+    store: "Store"
+    registry: ScenarioRegistry
+    engine: FlowEngine
+    dialer: "Dialer"
+    deliverer: "OutboxDeliverer"
+    panel: object
+
+    async def close(self) -> None:
+        await self.dialer.stop()
+        await self.deliverer.stop(flush_timeout=10.0)
+        await self.dialer.limiter.aclose()
+        await self.dialer.health.aclose()
+        close = getattr(self.panel, "aclose", None)
+        if close is not None:
+            await close()
+        await self.store.close()
+
+
+def build_backend(settings: Settings, *, speech: "SpeechService | None", demo: list | None = None,
+                  registry: ScenarioRegistry | None = None) -> "TelephonyBackend":
+    """The telephony backend named by TELEPHONY_BACKEND."""
+    if settings.telephony_backend == "sim":
+        from switchboard.telephony.sim.backend import SimBackend
+        from switchboard.telephony.sim.script import CallerScript
+
+        network = build_network(settings, speech=speech)
+        people = {p.phone: p for p in (demo or [])}
+
+        def script(number: str, variables: dict[str, str]) -> CallerScript:
+            person = people.get(number) or people.get("0" + number[3:]) if number.startswith("+98") else \
+                people.get(number)
+            if person is None:
+                return CallerScript(phone=number)
+            scenario = registry.get(variables.get("SWITCHBOARD_SCENARIO", "")) if registry else None
+            language = (scenario.spec.stt.language or scenario.spec.language) if scenario else None
+            return person.script(language)
+
+        return SimBackend(network=network, default_script=script)
+    if settings.telephony_backend == "asterisk":
+        from switchboard.telephony.asterisk.backend import AsteriskBackend
+
+        async def synthesize(text: str, language: str | None, voice: str | None):  # type: ignore[no-untyped-def]
+            if speech is None:
+                raise RuntimeError("the Asterisk backend speaks text through TTS: build it with speech")
+            return await speech.synthesize(text, language=language, voice=voice)
+
+        return AsteriskBackend.from_settings(settings, synthesize=synthesize)
+    raise ValueError(f"TELEPHONY_BACKEND={settings.telephony_backend!r} is not available "
+                     "(choose sim or asterisk)")
+
+
+async def build_node(settings: Settings, *, speech: "SpeechService | None" = None, demo: list | None = None,
+                     virtual_clock: bool = False, backend: "TelephonyBackend | None" = None) -> Node:
+    from switchboard.dialer.abandon import AbandonTracker
+    from switchboard.dialer.alerts import sms_alerter_from_settings
+    from switchboard.dialer.compliance import Compliance, CompliancePolicy
+    from switchboard.dialer.dialstring import DialStringTemplate
+    from switchboard.dialer.health import DialerHealth, HealthAlert
+    from switchboard.dialer.limits import bootstrap_lines, build_limiter
+    from switchboard.dialer.loop import Dialer
+    from switchboard.panel.client import PanelClient
+    from switchboard.panel.local import LocalPanel
+    from switchboard.panel.outbox import OutboxDeliverer, ResultsOutbox, make_sink
+    from switchboard.store import open_store
+
+    store = await open_store(settings)
+    registry = ScenarioRegistry(settings.scenarios_dir)
+    engine = build_engine(settings, speech=speech)
+    local = LocalPanel(store, settings)
+    panel = PanelClient.from_settings(settings) if settings.panel_base_url else local
+    # Submitting a result wakes the deliverer; the poll only picks up what another process left.
+    deliverer = OutboxDeliverer(store, make_sink(settings, store, local=local), poll_interval=60.0)
+    outbox = ResultsOutbox(store, settings, deliverer)
+
+    async def tell_panel(alert: HealthAlert) -> None:
+        await panel.send_alert(alert.state, alert.text(settings.company),
+                               {"kind": alert.kind, "reason": alert.reason, "failures": alert.failures})
+
+    health = DialerHealth(settings.fail_alert_threshold, notify=tell_panel, sms=sms_alerter_from_settings(settings),
+                          company=settings.company)
+    dialer = Dialer(
+        settings=settings, panel=panel, store=store, outbox=outbox, registry=registry, engine=engine,
+        backend=backend or build_backend(settings, speech=speech, demo=demo, registry=registry),
+        limiter=build_limiter(settings, virtual_clock=virtual_clock),
+        compliance=Compliance(CompliancePolicy.from_settings(settings), store.dnc.contains),
+        health=health,
+        abandon=AbandonTracker(wait_limit=settings.abandon_wait_seconds, window=settings.abandon_window_seconds),
+        template=DialStringTemplate(settings.dial_string_template),
+        lines=bootstrap_lines(settings))
+    return Node(settings, store, registry, engine, dialer, deliverer, panel)
+
+
+async def seed_demo_contacts(node: Node, people: list, campaign: str) -> int:
+    """Put the demo contacts into the built-in panel's store, as a campaign of their own."""
+    from switchboard.phones import normalize
+    from switchboard.store import NewContact
+
+    company = node.settings.company
+    row = await node.store.campaigns.get_or_create(campaign, company=company)
+    existing = await node.store.contacts.existing_phones(
+        [normalize(p.phone, node.settings.default_region).e164 for p in people], company=company,
+        campaign_id=row.id)
+    fresh = []
+    for p in people:
+        number = normalize(p.phone, node.settings.default_region)
+        if number.e164 not in existing:
+            fresh.append(NewContact(phone=p.phone, phone_e164=number.e164, phone_national=number.national,
+                                    name=p.name, attributes={"behaviour": p.behaviour}, company=company,
+                                    campaign_id=row.id))
+    return await node.store.contacts.add_many(fresh)
+
+
+async def demo_campaign(settings: Settings, console: Console, *, contacts: int, audio: bool,
+                        virtual_clock: bool) -> int:
+    """The quick-start job: simulated contacts in the built-in panel's SQLite store, dialed by the
+    real dialer (limits, compliance, outbox) over the simulated phone network, with a progress bar
+    and each call's result as it ends."""
     from switchboard.demo import demo_contacts
-    from switchboard.simulation import DEFAULT_OPERATORS
 
     registry = ScenarioRegistry(settings.scenarios_dir)
     if not registry.get_names():
@@ -113,34 +241,39 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
         for error in registry.last_report.errors:
             console.print(str(error), markup=False, highlight=False)
         return 1
+    if not settings.outbound_numbers:
+        settings = settings.model_copy(update={"outbound_numbers": DEMO_LINES})
     speech = build_speech(settings) if audio else None
     if speech is not None:
         console.print("loading the offline speech models (Whisper base, Piper, eSpeak NG, Silero VAD) ...")
         await speech.warm_up()
-    engine = build_engine(settings, speech=speech)
-    network = build_network(settings, speech=speech)
-    people = demo_contacts(contacts)
-    gate = asyncio.Semaphore(max(1, settings.max_concurrent_calls))
+    people = demo_contacts(contacts, seed=int(clock.now().timestamp()) % 100000)
+    node = await build_node(settings, speech=speech, demo=people, virtual_clock=virtual_clock)
+    operators = [Operator(o.phone, o.id) for o in DEFAULT_OPERATORS]
+    node.engine.services.operators.set_roster(None, "outbound", operators)
+    node.engine.services.operators.set_roster(None, "inbound", operators)
+    await seed_demo_contacts(node, people, campaign=f"demo {datetime.now():%Y-%m-%d %H:%M:%S}")
     tally: dict[str, int] = {}
+    try:
+        await node.deliverer.start()
+        await node.dialer.start()
+        with Progress(TextColumn("[bold]demo campaign"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as progress:
+            task = progress.add_task("calls", total=None)
 
-    async def one(progress: Progress, task: int, person) -> None:  # type: ignore[no-untyped-def]
-        scenario = registry.next_scenario(person.as_contact())
-        if scenario is None:
-            return
-        caller = person.script(scenario.spec.stt.language or scenario.spec.language)
-        async with gate:
-            ctx = await simulate(engine, network, scenario, CallerFile(caller=caller, operators=DEFAULT_OPERATORS))
-        tally[ctx.result or "unknown"] = tally.get(ctx.result or "unknown", 0) + 1
-        said = ctx.transcripts[0]["text"] if ctx.transcripts else "-"
-        progress.console.print(f"{caller.phone}  {scenario.name:<18} [bold]{ctx.result:<22}[/bold] "
-                               f"intent={ctx.intent or '-':<16} said: {said}", highlight=False)
-        progress.advance(task)
+            def ended(ctx: CallContext) -> None:
+                tally[ctx.result or "unknown"] = tally.get(ctx.result or "unknown", 0) + 1
+                said = ctx.transcripts[0]["text"] if ctx.transcripts else "-"
+                progress.console.print(
+                    f"{clock.now():%a %H:%M} {ctx.remote_number}  {ctx.scenario:<16} [bold]{ctx.result:<22}[/bold]"
+                    f" intent={ctx.intent or '-':<8} said: {said}", highlight=False)
+                progress.advance(task)
 
-    with Progress(TextColumn("[bold]demo campaign"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as progress:
-        task = progress.add_task("calls", total=len(people))
-        await asyncio.gather(*(one(progress, task, p) for p in people))
-    console.print("results: " + ", ".join(f"{k}={v}" for k, v in sorted(tally.items())))
+            node.dialer.on_call_end = ended
+            await node.dialer.run(until_idle=True)
+    finally:
+        await node.close()
+    console.print("results: " + ", ".join(f"{k}={v}" for k, v in sorted(tally.items())), highlight=False)
     return 0
 
 
@@ -148,7 +281,54 @@ def run_main(settings: Settings, console: Console, *, contacts: int | None = Non
              audio: bool | None = None) -> int:
     count = contacts if contacts is not None else settings.demo_contacts
     use_audio = settings.sim_audio if audio is None else audio
-    coro = demo_campaign(settings, console, contacts=count, audio=use_audio)
-    if wall_clock or not settings.sim_virtual_clock:
+    virtual = not wall_clock and settings.sim_virtual_clock and settings.telephony_backend == "sim"
+    if settings.telephony_backend != "sim":
+        return asyncio.run(serve(settings, console))
+    coro = demo_campaign(settings, console, contacts=count, audio=use_audio, virtual_clock=virtual)
+    if not virtual:
         return asyncio.run(coro)
-    return run_virtual(coro)
+    return run_virtual(coro, start=demo_start(settings), real_grace=0.005)
+
+
+def demo_start(settings: Settings) -> datetime:
+    """The demo's virtual clock starts at 10:00 today in the panel's time zone (inside calling
+    hours), so the quick start shows calls whatever the time of day."""
+    from switchboard.dialer.lines import parse_timezone
+
+    tz = parse_timezone(settings.panel_timezone)
+    local = datetime.now(tz).replace(hour=10, minute=0, second=0, microsecond=0)
+    return local.astimezone(timezone.utc)
+
+
+async def serve(settings: Settings, console: Console) -> int:
+    """Production: the built-in panel over HTTP plus the dialer on the configured backend, until
+    interrupted (then a graceful stop: no new calls, calls finish, results flushed)."""
+    import signal
+
+    import uvicorn
+
+    from switchboard.panel.server import create_panel_app
+
+    speech = build_speech(settings)
+    await speech.warm_up()
+    node = await build_node(settings, speech=speech)
+    app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.panel_host, port=settings.panel_port,
+                                           log_level="warning", lifespan="off"))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await node.deliverer.start()
+    await node.dialer.start()
+    tasks = [asyncio.create_task(server.serve()), asyncio.create_task(node.dialer.run())]
+    console.print(f"switchboard running: backend={settings.telephony_backend}, "
+                  f"panel on http://{settings.panel_host}:{settings.panel_port}")
+    await stop.wait()
+    console.print("stopping: no new calls; waiting for calls in progress ...")
+    server.should_exit = True
+    await node.close()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return 0

@@ -19,10 +19,13 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from switchboard.dialer.lines import parse_timezone
 from switchboard.settings import Settings
+from switchboard.store.reports import RETRY_RESULTS as STORE_RETRY_RESULTS
 
 # Results the dialer knows how to schedule. Anything not listed (and not `failed:*`) is final:
 # the contact was reached and the flow decided (connected_to_operator, inbound_call, completed...).
-RETRY_RESULTS = ("missed", "busy", "no_answer", "unreachable", "congestion", "failed")
+# One classification of results for the dialer and the built-in panel (store.reports), so a contact
+# the panel re-offers is never refused by the dialer.
+RETRY_RESULTS = tuple(sorted(STORE_RETRY_RESULTS | {"unreachable", "congestion", "failed"}))
 NEVER_RESULTS = ("not_interested", "do_not_call", "opted_out", "invalid_number")
 
 

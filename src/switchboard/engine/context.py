@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from switchboard import clock
 
@@ -46,13 +46,17 @@ class CallContext:
     operator_answered_at: float | None = None
     recordings: list[str] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)  # tokens etc.
+    listener: Callable[["CallContext", TimelineEntry], None] | None = None  # sees every timeline entry
     _t0: float = field(default_factory=clock.monotonic)
 
     def elapsed(self) -> float:
         return round(clock.monotonic() - self._t0, 3)
 
     def log(self, event: str, step: str | None = None, type: str | None = None, **detail: Any) -> None:
-        self.timeline.append(TimelineEntry(self.elapsed(), clock.now().isoformat(), event, step, type, detail))
+        entry = TimelineEntry(self.elapsed(), clock.now().isoformat(), event, step, type, detail)
+        self.timeline.append(entry)
+        if self.listener is not None:
+            self.listener(self, entry)
 
     def last_transcript(self) -> str:
         return str(self.transcripts[-1]["text"]) if self.transcripts else ""

@@ -29,7 +29,7 @@ def setup_logging(level: str = "INFO", *, json_lines: bool = False) -> None:
         handler = RichHandler(show_path=False, rich_tracebacks=True, console=None)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "uvicorn.access", "faster_whisper", "aiosqlite"):
+    for noisy in ("httpx", "httpcore", "uvicorn.access", "faster_whisper", "aiosqlite", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -96,6 +96,14 @@ class ContactsRepo(Repository):
             )
             return Page(list(rows.all()), int(total or 0), offset, limit)
 
+    async def next_due_at(self, company: str) -> datetime | None:
+        """When the earliest pending contact becomes due (None: nothing pending), so a dialer with
+        nothing to do sleeps until then instead of polling."""
+        stmt = select(func.min(Contact.next_attempt_at)).where(Contact.company == company,
+                                                              Contact.status == PENDING)
+        async with self.sessions() as s:
+            return await s.scalar(stmt)
+
     async def counts_by_status(self, company: str | None = None) -> dict[str, int]:
         stmt = select(Contact.status, func.count()).group_by(Contact.status)
         if company is not None:

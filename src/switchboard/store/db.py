@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from switchboard import clock
+
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
@@ -17,11 +19,30 @@ _HERE = Path(__file__).resolve().parent
 ALEMBIC_INI = _HERE / "alembic.ini"
 
 
+def _sqlite_work_is_real_io() -> None:
+    """aiosqlite runs SQLite in its own thread. On the simulator's virtual clock the loop must not
+    jump ahead while that thread works (a pool wait would "time out" in no real time), so each
+    operation is marked as real I/O (`clock.real_io`, a no-op on a normal loop)."""
+    import aiosqlite.core
+
+    original = aiosqlite.core.Connection._execute
+    if getattr(original, "_switchboard_real_io", False):
+        return
+
+    async def _execute(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with clock.real_io():
+            return await original(self, fn, *args, **kwargs)
+
+    _execute._switchboard_real_io = True  # type: ignore[attr-defined]
+    aiosqlite.core.Connection._execute = _execute  # type: ignore[method-assign]
+
+
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     """An async engine for `url`. SQLite gets WAL, foreign keys and a busy timeout so several
     processes can share one file; its directory is created when missing."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        _sqlite_work_is_real_io()
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)

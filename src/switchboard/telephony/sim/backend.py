@@ -19,16 +19,18 @@ log = logging.getLogger(__name__)
 class SimBackend:
     network: SimNetwork
     scripts: dict[str, CallerScript] = field(default_factory=dict)
-    default_script: Callable[[str], CallerScript] = lambda number: CallerScript(phone=number)
+    # Script for a number with no script of its own; gets the originate variables (the scenario).
+    default_script: Callable[[str, dict[str, str]], CallerScript] = \
+        lambda number, variables: CallerScript(phone=number)
     inbound_callers: list[tuple[float, CallerScript, str]] = field(default_factory=list)  # (at, script, line)
     name: str = "sim"
     dialed: list[dict[str, str]] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def script_for(self, number: str) -> CallerScript:
+    def script_for(self, number: str, variables: dict[str, str] | None = None) -> CallerScript:
         script = self.scripts.get(number)
         if script is None:
-            script = self.default_script(number)
+            script = self.default_script(number, variables or {})
         return script if script.phone == number else script.model_copy(update={"phone": number})
 
     async def start(self, on_inbound: InboundHandler) -> None:
@@ -45,7 +47,8 @@ class SimBackend:
                         timeout: float, variables: dict[str, str] | None = None) -> DialResult:
         self.dialed.append({"number": number, "dial_string": dial_string, "line": line_number,
                             "caller_id": caller_id})
-        outcome, call = await self.network.dial(self.script_for(number), line=line_number, timeout=timeout)
+        outcome, call = await self.network.dial(self.script_for(number, variables), line=line_number,
+                                                timeout=timeout)
         return DialResult(outcome, call, outcome.value)
 
     async def stop(self) -> None:
