@@ -141,14 +141,19 @@ def build_backend(settings: Settings, *, speech: "SpeechService | None", demo: l
         from switchboard.telephony.sim.backend import SimBackend
         from switchboard.telephony.sim.script import CallerScript
 
+        from switchboard.demo import demo_contact_for
+        from switchboard.phones import try_normalize
+
         network = build_network(settings, speech=speech)
-        people = {p.phone: p for p in (demo or [])}
+        people = {}
+        for p in demo or []:
+            parsed = try_normalize(p.phone, settings.default_region)
+            people[parsed.e164 if parsed else p.phone] = p
 
         def script(number: str, variables: dict[str, str]) -> CallerScript:
-            person = people.get(number) or people.get("0" + number[3:]) if number.startswith("+98") else \
-                people.get(number)
-            if person is None:
-                return CallerScript(phone=number)
+            # Demo contacts behave as generated; any other number (imported contacts, an external
+            # panel's batch) gets a behaviour derived from the number, so runs are repeatable.
+            person = people.get(number) or demo_contact_for(number)
             scenario = registry.get(variables.get("SWITCHBOARD_SCENARIO", "")) if registry else None
             language = (scenario.spec.stt.language or scenario.spec.language) if scenario else None
             return person.script(language)
@@ -247,12 +252,16 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
     if speech is not None:
         console.print("loading the offline speech models (Whisper base, Piper, eSpeak NG, Silero VAD) ...")
         await speech.warm_up()
-    people = demo_contacts(contacts, seed=int(clock.now().timestamp()) % 100000)
+    external = bool(settings.panel_base_url)
+    people = [] if external else demo_contacts(contacts, seed=int(clock.now().timestamp()) % 100000)
     node = await build_node(settings, speech=speech, demo=people, virtual_clock=virtual_clock)
     operators = [Operator(o.phone, o.id) for o in DEFAULT_OPERATORS]
     node.engine.services.operators.set_roster(None, "outbound", operators)
     node.engine.services.operators.set_roster(None, "inbound", operators)
-    await seed_demo_contacts(node, people, campaign=f"demo {datetime.now():%Y-%m-%d %H:%M:%S}")
+    if external:
+        console.print(f"dialing the external panel's contacts ({settings.panel_base_url}) over the simulator")
+    else:
+        await seed_demo_contacts(node, people, campaign=f"demo {datetime.now():%Y-%m-%d %H:%M:%S}")
     tally: dict[str, int] = {}
     try:
         await node.deliverer.start()
@@ -331,4 +340,45 @@ async def serve(settings: Settings, console: Console) -> int:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    return 0
+
+
+async def import_contacts_file(settings: Settings, path: Path, campaign: str | None, console: Console) -> int:
+    from switchboard.contacts_import import ImportFileError, import_contacts, print_report
+    from switchboard.store import open_store
+
+    store = await open_store(settings)
+    try:
+        report = await import_contacts(store, path, settings, progress=True, campaign=campaign, console=console)
+    except ImportFileError as exc:
+        console.print(f"[red]{path}: {exc}[/red]")
+        return 1
+    finally:
+        await store.close()
+    print_report(report, console)
+    return 0 if report.imported or not report.errors else 1
+
+
+async def serve_panel(settings: Settings, console: Console) -> int:
+    """The built-in panel alone over HTTP, until interrupted."""
+    import signal
+
+    import uvicorn
+
+    from switchboard.panel.server import create_panel_app
+    from switchboard.store import open_store
+
+    store = await open_store(settings)
+    registry = ScenarioRegistry(settings.scenarios_dir)
+    app = create_panel_app(store, settings, list_scenarios=registry.get_names)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.panel_host, port=settings.panel_port,
+                                           log_level="warning", lifespan="off"))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    console.print(f"built-in panel on http://{settings.panel_host}:{settings.panel_port}")
+    try:
+        await server.serve()
+    finally:
+        await store.close()
     return 0

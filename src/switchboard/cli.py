@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -135,6 +136,34 @@ def run(
     settings = composition.load_settings_for_cli()
     raise typer.Exit(composition.run_main(settings, console, contacts=contacts, wall_clock=wall_clock,
                                           audio=audio))
+
+
+contacts_app = typer.Typer(no_args_is_help=True, help="Contacts of the built-in panel.")
+app.add_typer(contacts_app, name="contacts")
+
+
+@contacts_app.command("import")
+def contacts_import(
+    file: Path = typer.Argument(..., help="CSV or XLSX with a phone column (name, timezone, other columns "
+                                          "become attributes)"),
+    campaign: str = typer.Option(None, "--campaign", help="campaign name (created when missing)"),
+) -> None:
+    """Import contacts into the built-in panel; invalid rows are listed with the reason, valid rows kept."""
+    from switchboard import app as composition
+
+    settings = composition.load_settings_for_cli()
+    code = asyncio.run(composition.import_contacts_file(settings, file, campaign, console))
+    raise typer.Exit(code)
+
+
+@app.command()
+def panel() -> None:
+    """Serve only the built-in panel (dialer contract + REST API) from the local database: a panel
+    that other Switchboard dialers can use as their external panel (PANEL_BASE_URL)."""
+    from switchboard import app as composition
+
+    settings = composition.load_settings_for_cli()
+    raise typer.Exit(asyncio.run(composition.serve_panel(settings, console)))
 
 
 def main() -> None:

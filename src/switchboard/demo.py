@@ -59,3 +59,11 @@ def demo_contacts(count: int, seed: int = 7) -> list[DemoContact]:
                                hangup_after=rng.choice([None, None, None, None, None, 3.0]),
                                talk_seconds=round(rng.uniform(20, 120), 0)))
     return out
+
+
+def demo_contact_for(number: str) -> DemoContact:
+    """A demo behaviour derived from the number itself (same number, same behaviour)."""
+    seed = sum((i + 1) * ord(ch) for i, ch in enumerate(number))
+    [person] = demo_contacts(1, seed=seed)
+    person.phone = number
+    return person

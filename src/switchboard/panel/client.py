@@ -109,7 +109,8 @@ class PanelClient:
         attempts = (self.retries if retries is None else retries) + 1
         for attempt in range(attempts):
             try:
-                resp = await self._http.request(method, path, **kw)
+                with clock.real_io():  # on the simulator's virtual clock, time stops while we wait
+                    resp = await self._http.request(method, path, **kw)
             except httpx.TransportError as exc:
                 if attempt + 1 >= attempts:
                     raise
