@@ -322,6 +322,10 @@ async def serve(settings: Settings, console: Console) -> int:
     await speech.warm_up()
     node = await build_node(settings, speech=speech)
     app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names)
+    if settings.metrics_enabled:
+        from switchboard.observability.metrics import asgi_app
+
+        app.mount("/metrics", asgi_app())
     server = uvicorn.Server(uvicorn.Config(app, host=settings.panel_host, port=settings.panel_port,
                                            log_level="warning", lifespan="off"))
     stop = asyncio.Event()
@@ -371,6 +375,10 @@ async def serve_panel(settings: Settings, console: Console) -> int:
     store = await open_store(settings)
     registry = ScenarioRegistry(settings.scenarios_dir)
     app = create_panel_app(store, settings, list_scenarios=registry.get_names)
+    if settings.metrics_enabled:
+        from switchboard.observability.metrics import asgi_app
+
+        app.mount("/metrics", asgi_app())
     server = uvicorn.Server(uvicorn.Config(app, host=settings.panel_host, port=settings.panel_port,
                                            log_level="warning", lifespan="off"))
     loop = asyncio.get_running_loop()

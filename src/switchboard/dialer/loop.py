@@ -25,6 +25,7 @@ from switchboard.engine import results
 from switchboard.engine.context import CallContext, TimelineEntry
 from switchboard.engine.engine import FlowEngine
 from switchboard.engine.operators import Operator
+from switchboard.observability import metrics
 from switchboard.flows.registry import ScenarioRegistry
 from switchboard.flows.schema import Scenario
 from switchboard.flows.validate import parse_scenario_text
@@ -97,7 +98,7 @@ class Dialer:
         self.abandon.on_abandon = self._on_abandon
         services = self.engine.services
         services.add_to_dnc = self._add_to_dnc
-        services.on_provider_failure = self.health.record_failure
+        services.on_provider_failure = self._provider_failed
         previous_success = services.on_provider_success
 
         async def provider_ok() -> None:
@@ -130,7 +131,9 @@ class Dialer:
         while not self._stop.is_set():
             if self.health.paused:
                 log.warning("dialing paused: %s", self.health.cause)
+                metrics.DIALER_PAUSED.set(1)
                 await self._until(self.health.wait_running())
+                metrics.DIALER_PAUSED.set(1 if self.health.paused else 0)
                 continue
             batch = await self.panel.next_batch(self.settings.batch_size)
             if batch.error:
@@ -290,6 +293,8 @@ class Dialer:
         try:
             await self.store.calls.start(data)  # written before dialing: a crash leaves a trace
             self.stats.originated += 1
+            metrics.ORIGINATIONS.labels(line.phone_number).inc()
+            metrics.ACTIVE_CALLS.labels("outbound").inc()
             dial_string = self.template.render(line_number=line.phone_number, customer=number.national or number.e164,
                                                trunk=self.settings.outbound_trunk)
             dialed = await self.backend.originate(number=number.e164, dial_string=dial_string,
@@ -302,7 +307,7 @@ class Dialer:
                                   line_number=line.phone_number, contact=contact)
                 ctx.log("dial", outcome=dialed.outcome.value, reason=dialed.reason)
                 if dialed.outcome in TRUNK_FAILURES:
-                    await self.health.record_failure("trunk", dialed.reason or dialed.outcome.value)
+                    await self._provider_failed("trunk", dialed.reason or dialed.outcome.value)
                     ctx.set_result(results.failed(dialed.outcome.value), dialed.reason)
                 else:
                     await self.health.record_success("trunk")
@@ -319,6 +324,7 @@ class Dialer:
             if ctx.result is None:
                 ctx.set_result(results.failed("internal_error"), type(exc).__name__)
         finally:
+            metrics.ACTIVE_CALLS.labels("outbound").dec()
             await self.limiter.release(grant)
         await self._submit(ctx, data, number=number, attempted_at=attempted_at, line=line)
 
@@ -366,7 +372,11 @@ class Dialer:
                 await call.hangup("busy")
             else:
                 await self.store.calls.start(data)
-                ctx = await self._run_flow(call, scenario, {"phone": call.remote_number}, campaign="inbound")
+                metrics.ACTIVE_CALLS.labels("inbound").inc()
+                try:
+                    ctx = await self._run_flow(call, scenario, {"phone": call.remote_number}, campaign="inbound")
+                finally:
+                    metrics.ACTIVE_CALLS.labels("inbound").dec()
         except Exception as exc:
             log.exception("inbound call failed")
             ctx = ctx or self.engine.new_context(call, scenario)
@@ -382,6 +392,9 @@ class Dialer:
                       attempted_at: datetime, line: OutboundLine | None) -> None:
         result = ctx.result or results.UNKNOWN
         self.stats.count(result)
+        metrics.CALLS.labels(ctx.direction, ctx.scenario, metrics.result_label(result)).inc()
+        if ctx.ended_at is not None and ctx.steps_visited:
+            metrics.CALL_SECONDS.labels(ctx.direction).inc(max(0.0, (ctx.ended_at - ctx.started_at).total_seconds()))
         data.result = result
         data.reason = ctx.reason or None
         data.intent = ctx.intent
@@ -433,6 +446,12 @@ class Dialer:
         self.stats.count(status)
         await self.outbox.submit(data, report, [])
 
+    async def _provider_failed(self, kind: str, reason: str) -> None:
+        """A provider (STT, LLM, trunk) failed: counts toward the failure threshold."""
+        metrics.PROVIDER_FAILURES.labels(kind).inc()
+        await self.health.record_failure(kind, reason)
+        metrics.DIALER_PAUSED.set(1 if self.health.paused else 0)
+
     async def _add_to_dnc(self, phone: str, reason: str) -> None:
         normalized = try_normalize(phone, self.settings.default_region)
         if normalized is not None:
@@ -442,3 +461,4 @@ class Dialer:
         normalized = try_normalize(event.contact_id or "", self.settings.default_region)
         if normalized is not None:
             self._abandoned_at[normalized.e164] = clock.now()
+
