@@ -321,6 +321,16 @@ async def serve(settings: Settings, console: Console) -> int:
     speech = build_speech(settings)
     await speech.warm_up()
     node = await build_node(settings, speech=speech)
+    if settings.telephony_backend == "asterisk" and settings.prompts_sync_on_start:
+        from switchboard.telephony.asterisk.prompts import PromptPermissionError, prepare_prompts
+
+        try:
+            await prepare_prompts(settings, synthesize=lambda t, lang, v: speech.synthesize(t, language=lang, voice=v),
+                                  scenarios=node.registry.all())
+        except PromptPermissionError as exc:
+            console.print(f"[red]{exc}[/red]")
+            await node.close()
+            return 1
     app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names)
     if settings.metrics_enabled:
         from switchboard.observability.metrics import asgi_app

@@ -138,6 +138,10 @@ def run(
                                           audio=audio))
 
 
+from switchboard.cli_prompts import prompts_app  # noqa: E402
+
+app.add_typer(prompts_app, name="prompts")
+
 contacts_app = typer.Typer(no_args_is_help=True, help="Contacts of the built-in panel.")
 app.add_typer(contacts_app, name="contacts")
 

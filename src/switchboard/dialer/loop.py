@@ -142,7 +142,8 @@ class Dialer:
             for rejected in batch.rejected:
                 await self._report_rejected(rejected)
             if not batch.call_allowed or not batch.numbers:
-                if until_idle and not self._calls and await self._nothing_left():
+                # An unusable answer (panel down) is not "nothing left to dial".
+                if until_idle and not self._calls and not batch.error and await self._nothing_left():
                     break
                 idle_polls += 1
                 await self._idle(await self._idle_seconds(idle_polls))
@@ -209,14 +210,15 @@ class Dialer:
 
     # --- one contact -----------------------------------------------------------------------------
     async def _profile(self, number: BatchNumber) -> dict[str, Any]:
-        """Name and attributes of a contact the local store knows (the built-in panel's contacts)."""
+        """Name, attributes and time zone of a contact the local store knows (the built-in panel's
+        contacts); its own time zone beats the one guessed from the number's region."""
         try:
             row = await self.store.contacts.get(int(number.id))
         except (TypeError, ValueError):
             return {}
         if row is None or row.phone_e164 != number.e164:
             return {}
-        return {"name": row.name or "", "attributes": dict(row.attributes or {})}
+        return {"name": row.name or "", "attributes": dict(row.attributes or {}), "timezone": row.timezone}
 
     async def _dial(self, number: BatchNumber) -> None:
         profile = await self._profile(number)
@@ -227,14 +229,8 @@ class Dialer:
             log.warning("no active scenario accepts contact %s; giving it back", number.id)
             await self._give_back(number, clock.now() + timedelta(seconds=self.settings.retry_delay_seconds))
             return
-        decision = await self.compliance.check(await self._contact_state(number), clock.now())
-        if isinstance(decision, NotBefore):
-            self.stats.deferred += 1
-            await self._give_back(number, decision.at)
-            return
-        if isinstance(decision, Never):
-            self.stats.refused += 1
-            await self._report_refused(number, scenario, decision.reason)
+        checked_at = clock.now()
+        if not await self._compliant(number, scenario, profile, checked_at):
             return
         await self._until(self.health.wait_running())
         if self._stop.is_set() or not self.lines:
@@ -248,9 +244,33 @@ class Dialer:
         if grant is None:  # stopping
             await self._give_back(number, None)
             return
+        if grant.at > checked_at:
+            # Waiting for a line can take long (a line's day limit waits for midnight): what was
+            # compliant then (calling hours, DNC, a pause) may not be now. Check again; a slot
+            # taken in vain is handed back unused.
+            if self.health.paused or not await self._compliant(number, scenario, profile, grant.at):
+                await self.limiter.release(grant)
+                if self.health.paused:
+                    await self._give_back(number, None)
+                return
         task = asyncio.create_task(self._outbound_call(number, contact, scenario, grant))
         self._calls.add(task)
         task.add_done_callback(self._call_done)
+
+    async def _compliant(self, number: BatchNumber, scenario: Scenario, profile: dict[str, Any],
+                         at: datetime) -> bool:
+        """Compliance for this contact at `at`; when it says later or never, the contact is given
+        back (with the time it may be called) or reported as refused, and False is returned."""
+        decision = await self.compliance.check(await self._contact_state(number, profile.get("timezone")), at)
+        if isinstance(decision, NotBefore):
+            self.stats.deferred += 1
+            await self._give_back(number, decision.at)
+            return False
+        if isinstance(decision, Never):
+            self.stats.refused += 1
+            await self._report_refused(number, scenario, decision.reason)
+            return False
+        return True
 
     def _call_done(self, task: asyncio.Task[None]) -> None:
         self._calls.discard(task)
@@ -258,7 +278,7 @@ class Dialer:
         if not task.cancelled() and task.exception() is not None:
             log.error("call task failed", exc_info=task.exception())
 
-    async def _contact_state(self, number: BatchNumber) -> ContactState:
+    async def _contact_state(self, number: BatchNumber, timezone: str | None = None) -> ContactState:
         now = clock.now()
         recent = await self.store.calls.list(direction="outbound", phone_e164=number.e164,
                                              since=now - timedelta(days=2), limit=100)
@@ -266,7 +286,7 @@ class Dialer:
                                                                                         tzinfo=now.tzinfo))
         last = await self.store.calls.last_outbound(number.e164)
         return ContactState(
-            phone=number.e164, timezone=number.timezone, attempts=attempts,
+            phone=number.e164, timezone=timezone or number.timezone, attempts=attempts,
             last_result=last.result if last is not None else None,
             last_attempt_at=last.originated_at if last is not None else None,
             recent_attempts=[c.originated_at for c in recent.items if c.originated_at is not None],

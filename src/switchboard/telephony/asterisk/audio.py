@@ -71,3 +71,11 @@ def normalise(audio: Audio, *, target_peak: float = 0.9, max_gain: float = 8.0,
     gain = min(max_gain, target_peak * 32767.0 / peak)
     out = np.clip(samples * gain, -32768, 32767).astype("<i2")
     return Audio(out.tobytes(), audio.sample_rate)
+
+
+def write_tts_sound(path: Path, audio: Audio) -> None:
+    """`<name>.wav` at 8 kHz and, for wideband sources, `<name>.wav16` at 16 kHz (Asterisk picks the
+    one that suits the channel's codec). The 8 kHz file is written last: its existence means done."""
+    if audio.sample_rate >= 16000:
+        write_wav(path.with_suffix(".wav16"), resample(audio, 16000))
+    write_wav(path, resample(audio, 8000))

@@ -4,6 +4,8 @@ reference becomes an ARI media URI."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,30 @@ HANGUP_REASONS = {"normal", "busy", "congestion", "no_answer", "timeout", "rejec
                   "answered_elsewhere"}
 CAUSE_NAMES = {16: "normal", 17: "busy", 18: "no_answer", 19: "no_answer", 21: "rejected", 34: "congestion"}
 _MEDIA_SCHEMES = ("sound:", "recording:", "tone:", "number:", "digits:", "characters:")
+# A prompt given as text: `tts:Hello there` (TTS default language) or `tts/fa:سلام` (language given).
+_TEXT_PROMPT = re.compile(r"^tts(?:/(?P<lang>[A-Za-z]{2,3}(?:[-_][A-Za-z]{2,4})?))?:(?P<text>.*)$", re.DOTALL)
+TTS_SOUND_FOLDER = "switchboard"  # under AST_SOUND_DIR: where synthesized prompts are written
+
+
+@dataclass(frozen=True, slots=True)
+class TextPrompt:
+    text: str
+    language: str | None = None
+
+
+def text_prompt(prompt: str) -> TextPrompt | None:
+    """The text of a `tts:` prompt (None for a sound, file or URL reference)."""
+    match = _TEXT_PROMPT.match(prompt)
+    if match is None or not match.group("text").strip():
+        return None
+    return TextPrompt(match.group("text").strip(), match.group("lang") or None)
+
+
+def tts_sound_name(text: str, language: str | None, voice: str | None) -> str:
+    """Where synthesized `text` lives under AST_SOUND_DIR (no extension): one file per text, language
+    and voice, so each is synthesized once and `prompts sync` can render them ahead of the calls."""
+    key = hashlib.sha1(f"{language}|{voice}|{text}".encode()).hexdigest()[:20]
+    return f"{TTS_SOUND_FOLDER}/tts-{key}"
 
 
 @dataclass(slots=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import math
 import uuid
@@ -21,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from switchboard.telephony.asterisk.audio import normalise, read_wav, resample, write_wav
+from switchboard.telephony.asterisk.audio import normalise, read_wav, write_tts_sound, write_wav
 from switchboard.telephony.asterisk.client import AriClient, AriError
 from switchboard.telephony.asterisk.config import (
     CAUSE_NAMES,
@@ -30,6 +29,8 @@ from switchboard.telephony.asterisk.config import (
     Synthesize,
     classify_failure,
     media_uri,
+    text_prompt,
+    tts_sound_name,
 )
 from switchboard.telephony.asterisk.events import EventRouter
 from switchboard.telephony.asterisk.media import MediaStream
@@ -340,6 +341,10 @@ class AriCall:
         self._events.put_nowait(CallEvent("answered", {}))
 
     async def play(self, prompt: str, *, interruptible: bool = False) -> PlaybackResult:
+        """A PBX sound, file or URL; a `tts:` prompt is spoken (synthesized once, then cached)."""
+        text = text_prompt(prompt)
+        if text is not None:
+            return await self.speak(text.text, language=text.language, interruptible=interruptible)
         return await self._play(media_uri(prompt), interruptible=interruptible)
 
     async def _play(self, media: str, *, interruptible: bool) -> PlaybackResult:
@@ -384,12 +389,11 @@ class AriCall:
         self.hangup_signal.check()
         if self.synthesize is None:
             raise CallFailed("speak: no TTS synthesizer configured for the Asterisk backend")
-        key = hashlib.sha1(f"{language}|{voice}|{text}".encode()).hexdigest()[:20]
-        rel = f"switchboard/tts-{key}"
+        rel = tts_sound_name(text, language, voice)
         path = self.config.ast_sound_dir / f"{rel}.wav"
         if not path.exists():
             audio = await self.synthesize(text, language, voice)
-            await asyncio.to_thread(lambda: write_wav(path, resample(audio, 8000)))
+            await asyncio.to_thread(write_tts_sound, path, audio)
         return await self._play(f"sound:{rel}", interruptible=interruptible)
 
     async def record(self, *, max_duration: float, max_silence: float, terminate_on: str = "") -> Recording:

@@ -43,6 +43,12 @@ class SimNetwork:
         if answer == "unreachable":
             await asyncio.sleep(0.2)
             return DialOutcome.UNREACHABLE, None
+        if answer == "congestion":
+            await asyncio.sleep(0.5)
+            return DialOutcome.CONGESTION, None
+        if answer == "failed":
+            await asyncio.sleep(0.1)
+            return DialOutcome.FAILED, None
         if answer == "busy":
             await asyncio.sleep(1.0)
             return DialOutcome.BUSY, None

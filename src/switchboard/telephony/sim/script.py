@@ -41,7 +41,8 @@ class CallerScript(_Strict):
     phone: str = "09120000000"
     name: str = ""
     attributes: dict[str, Any] = Field(default_factory=dict)
-    answer: bool | Literal["no_answer", "busy", "unreachable"] | AnswerAfter = True
+    # congestion / failed: the trunk refuses the origination (what the dialer's failure threshold counts)
+    answer: bool | Literal["no_answer", "busy", "unreachable", "congestion", "failed"] | AnswerAfter = True
     replies: list[Reply] = Field(default_factory=list)
     hangup_after: float | None = Field(None, gt=0, description="seconds after answer")
     talk_seconds: float = Field(20, gt=0, description="time spent with an operator before hanging up")
