@@ -8,4 +8,5 @@ bash scripts/test-deps.sh
 eval "$(bash scripts/services.sh start)"
 # Stop the servers afterwards only if this run started them (a developer's may be in use).
 if [ "${SWITCHBOARD_SERVICES_STARTED:-0}" = "1" ]; then trap 'bash scripts/services.sh stop' EXIT; fi
+.venv/bin/ruff check src tests --select F   # undefined names, unused imports: fail fast
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
