@@ -70,7 +70,7 @@ def build_engine(settings: Settings, *, speech: "SpeechService | None" = None,
     services = EngineServices(operators=build_operator_pool(settings), operator_timeout=settings.operator_timeout,
                               operator_caller_id=settings.operator_caller_id,
                               max_steps=settings.max_steps_per_call, transcriber=speech,
-                              intents=brain.intents, extras=brain.engine_extras(),
+                              intents=brain.intents, extras={**brain.engine_extras(), "brain": brain},
                               default_language=settings.stt_language or None)
     return FlowEngine(services)
 
@@ -213,24 +213,36 @@ async def build_node(settings: Settings, *, speech: "SpeechService | None" = Non
     return Node(settings, store, registry, engine, dialer, deliverer, panel)
 
 
-async def seed_demo_contacts(node: Node, people: list, campaign: str) -> int:
-    """Put the demo contacts into the built-in panel's store, as a campaign of their own."""
-    from switchboard.phones import normalize
+async def seed_contacts(node: Node, people: list[tuple[str, str, dict]], campaign: str) -> int:
+    """Put contacts (phone, name, attributes) into the built-in panel's store as a campaign; numbers
+    already in that campaign are skipped, invalid ones are logged with the reason."""
+    from switchboard.phones import InvalidPhoneNumber, normalize
     from switchboard.store import NewContact
 
-    company = node.settings.company
+    company, region = node.settings.company, node.settings.default_region
     row = await node.store.campaigns.get_or_create(campaign, company=company)
-    existing = await node.store.contacts.existing_phones(
-        [normalize(p.phone, node.settings.default_region).e164 for p in people], company=company,
-        campaign_id=row.id)
-    fresh = []
-    for p in people:
-        number = normalize(p.phone, node.settings.default_region)
-        if number.e164 not in existing:
-            fresh.append(NewContact(phone=p.phone, phone_e164=number.e164, phone_national=number.national,
-                                    name=p.name, attributes={"behaviour": p.behaviour}, company=company,
-                                    campaign_id=row.id))
-    return await node.store.contacts.add_many(fresh)
+    fresh, seen = [], set()
+    for phone, name, attributes in people:
+        try:
+            number = normalize(phone, region)
+        except InvalidPhoneNumber as exc:
+            log.warning("contact %r rejected: %s", phone, exc)
+            continue
+        if number.e164 not in seen:
+            seen.add(number.e164)
+            fresh.append(NewContact(phone=phone, phone_e164=number.e164, phone_national=number.national,
+                                    name=name, attributes=attributes, company=company, campaign_id=row.id))
+    existing = await node.store.contacts.existing_phones([c.phone_e164 for c in fresh], company=company,
+                                                         campaign_id=row.id)
+    return await node.store.contacts.add_many([c for c in fresh if c.phone_e164 not in existing])
+
+
+async def seed_static_contacts(node: Node) -> int:
+    """`STATIC_CONTACTS` (comma-separated numbers) when there is no external panel."""
+    numbers = node.settings.split_list(node.settings.static_contacts)
+    if not numbers or node.settings.panel_base_url:
+        return 0
+    return await seed_contacts(node, [(n, "", {}) for n in numbers], campaign="static contacts")
 
 
 async def demo_campaign(settings: Settings, console: Console, *, contacts: int, audio: bool,
@@ -261,7 +273,9 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
     if external:
         console.print(f"dialing the external panel's contacts ({settings.panel_base_url}) over the simulator")
     else:
-        await seed_demo_contacts(node, people, campaign=f"demo {datetime.now():%Y-%m-%d %H:%M:%S}")
+        await seed_contacts(node, [(p.phone, p.name, {"behaviour": p.behaviour}) for p in people],
+                            campaign=f"demo {datetime.now():%Y-%m-%d %H:%M:%S}")
+        await seed_static_contacts(node)
     tally: dict[str, int] = {}
     try:
         await node.deliverer.start()
@@ -321,6 +335,7 @@ async def serve(settings: Settings, console: Console) -> int:
     speech = build_speech(settings)
     await speech.warm_up()
     node = await build_node(settings, speech=speech)
+    await seed_static_contacts(node)
     if settings.telephony_backend == "asterisk" and settings.prompts_sync_on_start:
         from switchboard.telephony.asterisk.prompts import PromptPermissionError, prepare_prompts
 
@@ -331,7 +346,9 @@ async def serve(settings: Settings, console: Console) -> int:
             console.print(f"[red]{exc}[/red]")
             await node.close()
             return 1
-    app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names)
+    brain = node.engine.services.extras.get("brain")
+    app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names, dialer=node.dialer,
+                           routers=[brain.router()] if brain is not None else [])
     if settings.metrics_enabled:
         from switchboard.observability.metrics import asgi_app
 
@@ -345,6 +362,11 @@ async def serve(settings: Settings, console: Console) -> int:
     await node.deliverer.start()
     await node.dialer.start()
     tasks = [asyncio.create_task(server.serve()), asyncio.create_task(node.dialer.run())]
+    if brain is not None:  # proposals for persona/strategy changes, applied only after approval
+        from switchboard.brain.services import apply_approved_versions
+
+        await apply_approved_versions(brain)
+        tasks.append(asyncio.create_task(brain.improvements.run_forever(settings.improvement_interval_hours * 3600)))
     console.print(f"switchboard running: backend={settings.telephony_backend}, "
                   f"panel on http://{settings.panel_host}:{settings.panel_port}")
     await stop.wait()

@@ -413,6 +413,8 @@ class Dialer:
         result = ctx.result or results.UNKNOWN
         self.stats.count(result)
         metrics.CALLS.labels(ctx.direction, ctx.scenario, metrics.result_label(result)).inc()
+        if ctx.direction == "outbound":
+            metrics.ABANDON_RATE.labels(ctx.scenario).set(self.abandon.rate(ctx.scenario))
         if ctx.ended_at is not None and ctx.steps_visited:
             metrics.CALL_SECONDS.labels(ctx.direction).inc(max(0.0, (ctx.ended_at - ctx.started_at).total_seconds()))
         data.result = result
@@ -465,6 +467,23 @@ class Dialer:
                                      attempted_at=now)
         self.stats.count(status)
         await self.outbox.submit(data, report, [])
+
+    # --- control from the panel ------------------------------------------------------------------
+    async def resume(self, by: str = "admin") -> None:
+        """An admin resumes dialing after the failure threshold paused it."""
+        await self.health.resume(by=by)
+        metrics.DIALER_PAUSED.set(0)
+
+    def status(self) -> dict[str, Any]:
+        """Live state for the panel: failure pause, calls in progress, abandon rate per campaign."""
+        abandon = {}
+        for campaign in self.abandon.campaigns():
+            stats = self.abandon.stats(campaign)
+            abandon[campaign] = {"answered": stats.answered, "abandoned": stats.abandoned,
+                                 "rate": round(stats.rate, 4)}
+        return {"failure_pause": self.health.cause if self.health.paused else None,
+                "active_calls": len(self._calls), "abandon": abandon,
+                "lines": [line.phone_number for line in self.lines]}
 
     async def _provider_failed(self, kind: str, reason: str) -> None:
         """A provider (STT, LLM, trunk) failed: counts toward the failure threshold."""

@@ -17,6 +17,8 @@ PROVIDER_FAILURES = Counter("switchboard_provider_failures_total", "Provider fai
                             registry=REGISTRY)
 DIALER_PAUSED = Gauge("switchboard_dialer_paused", "1 while the failure threshold keeps dialing paused",
                       registry=REGISTRY)
+ABANDON_RATE = Gauge("switchboard_abandon_rate", "Rolling abandon rate per campaign (scenario)", ["campaign"],
+                     registry=REGISTRY)
 CALL_SECONDS = Counter("switchboard_call_seconds_total", "Seconds of finished calls", ["direction"],
                        registry=REGISTRY)
 

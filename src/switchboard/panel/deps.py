@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Depends, HTTPException, Query, Request, status
 
@@ -16,12 +16,21 @@ from switchboard.store import Store
 ScenarioLister = Callable[[], Sequence[Any]]
 
 
+class DialerControl(Protocol):
+    """What the panel may ask of a dialer running in the same process."""
+
+    async def resume(self, by: str = "admin") -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
 @dataclass
 class PanelContext:
     store: Store
     settings: Settings
     local: LocalPanel
     list_scenarios: ScenarioLister = field(default=list)
+    dialer: DialerControl | None = None
 
 
 def ctx(request: Request) -> PanelContext:

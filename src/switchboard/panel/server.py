@@ -4,12 +4,14 @@ local database, so Switchboard runs without an external panel."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
-from switchboard.panel.deps import PanelContext, ScenarioLister
+from switchboard.panel.deps import Authed, DialerControl, PanelContext, ScenarioLister
 from switchboard.panel.local import LocalPanel
-from switchboard.panel.routes import admin, calls, campaigns, contacts, dialer, dnc, export, roster, scenarios
+from switchboard.panel.routes import admin, calls, campaigns, contacts, dnc, export, roster, scenarios
+from switchboard.panel.routes import dialer as dialer_routes
 from switchboard.settings import Settings
 from switchboard.store import RetryPolicy, Store
 
@@ -23,6 +25,8 @@ def create_panel_app(
     list_scenarios: ScenarioLister | None = None,
     retry_policy: RetryPolicy | None = None,
     local: LocalPanel | None = None,
+    dialer: DialerControl | None = None,
+    routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """`list_scenarios()` returns the engine's scenarios (names, dicts with name/display_name, or
     objects with those attributes) for GET /api/v1/scenarios. The store's lifetime is the caller's."""
@@ -36,9 +40,12 @@ def create_panel_app(
         settings=settings,
         local=local or LocalPanel(store, settings, retry_policy=retry_policy),
         list_scenarios=list_scenarios or list,
+        dialer=dialer,
     )
-    for module in (dialer, contacts, calls, campaigns, roster, scenarios, dnc, export, admin):
+    for module in (dialer_routes, contacts, calls, campaigns, roster, scenarios, dnc, export, admin):
         app.include_router(module.router)
+    for router in routers:  # e.g. the brain's /api/v1/strategies, /calls/{id}/feedback
+        app.include_router(router, dependencies=Authed)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -12,11 +12,14 @@ router = APIRouter(prefix="/api/v1", dependencies=Authed, tags=["admin"])
 
 @router.get("/dialer")
 async def dialer_state(c: PanelContext = Depends(ctx)) -> dict[str, object]:
-    return {
+    state: dict[str, object] = {
         "paused": await c.local.is_paused(),
         "contacts": await c.store.contacts.counts_by_status(c.settings.company),
         "outbox_pending": await c.store.outbox.pending_count(),
     }
+    if c.dialer is not None:  # failure-threshold pause, abandon rates, live calls
+        state.update(c.dialer.status())
+    return state
 
 
 @router.post("/dialer/pause")
@@ -27,7 +30,10 @@ async def pause(c: PanelContext = Depends(ctx)) -> dict[str, bool]:
 
 @router.post("/dialer/resume")
 async def resume(c: PanelContext = Depends(ctx)) -> dict[str, bool]:
+    """Resume dialing: the admin switch, and a pause the failure threshold caused."""
     await c.local.set_paused(False)
+    if c.dialer is not None:
+        await c.dialer.resume(by="admin")
     return {"paused": False}
 
 
