@@ -167,7 +167,15 @@ def build_backend(settings: Settings, *, speech: "SpeechService | None", demo: l
                 raise RuntimeError("the Asterisk backend speaks text through TTS: build it with speech")
             return await speech.synthesize(text, language=language, voice=voice)
 
-        return AsteriskBackend.from_settings(settings, synthesize=synthesize)
+        def stream_speech(text: str, language: str | None, voice: str | None):  # type: ignore[no-untyped-def]
+            assert speech is not None
+            return speech.stream(text, language=language, voice=voice)
+
+        # converse steps stream over externalMedia: VAD endpointing on caller frames, TTS sent as
+        # it is synthesized, barge-in.
+        return AsteriskBackend.from_settings(settings, synthesize=synthesize,
+                                             make_vad=speech.vad if speech is not None else None,
+                                             stream_speech=stream_speech if speech is not None else None)
     raise ValueError(f"TELEPHONY_BACKEND={settings.telephony_backend!r} is not available "
                      "(choose sim or asterisk)")
 

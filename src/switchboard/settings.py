@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     external_media_host: str = "127.0.0.1"
     external_media_format: str = "ulaw"
     ari_record_mode: str = "snoop"  # snoop (customer only, spy=in) | bridge (the bridge mix)
+    ari_streaming: bool = True  # converse steps stream audio over externalMedia (false: PBX files)
     prompts_src_dir: Path = Path("assets/audio/src")  # prompt sources (mp3/wav) for `prompts build`
     prompts_wav_dir: Path = Path("assets/audio/wav")  # built 8 kHz .wav / 16 kHz .wav16 prompts
     prompts_sync_on_start: bool = False  # build + sync prompts (and render tts: prompts) at start-up

@@ -10,6 +10,7 @@ records each conversation); without one, the personas in ./personas are used in 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -80,13 +81,16 @@ class Converse(StepModel):
                                         "persona": turn.persona})
 
         listen = ListenConfig(max_duration=stt.max_duration, max_silence=stt.max_silence)
+        # A backend that can stream audio (Asterisk's externalMedia) does so for the conversation.
+        streaming = getattr(rt.call, "streaming", None)
         try:
-            outcome = await service.run(rt.call, persona=self.persona, language=language,
-                                        max_turns=self.max_turns, max_seconds=self.max_seconds,
-                                        strategy=self.strategy, contact=ctx.contact,
-                                        fields=ctx.variables.get("fields"), on_turn=on_turn,
-                                        listen=listen, transcriber=rt.services.transcriber,
-                                        barge_in=self.barge_in)
+            async with streaming() if callable(streaming) else contextlib.nullcontext():
+                outcome = await service.run(rt.call, persona=self.persona, language=language,
+                                            max_turns=self.max_turns, max_seconds=self.max_seconds,
+                                            strategy=self.strategy, contact=ctx.contact,
+                                            fields=ctx.variables.get("fields"), on_turn=on_turn,
+                                            listen=listen, transcriber=rt.services.transcriber,
+                                            barge_in=self.barge_in)
         except KeyError as exc:  # unknown persona/strategy: a configuration error for this call
             ctx.log("error", step=self.step, reason="converse_config", message=str(exc)[:200])
             if self.on_failure:

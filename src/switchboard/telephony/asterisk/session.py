@@ -49,6 +49,7 @@ from switchboard.telephony.asterisk.models import (
     StasisStart,
 )
 from switchboard.telephony.asterisk.rtp import RtpEndpoint, rtp_format
+from switchboard.telephony.asterisk.streaming import MakeVad, StreamingSession, StreamSpeech
 from switchboard.telephony.call import (
     Audio,
     CallerHangup,
@@ -91,7 +92,8 @@ class AriCall:
     def __init__(self, *, client: AriClient, router: EventRouter, config: AriConfig, call_id: str,
                  direction: Direction, remote_number: str, line_number: str | None, channel_id: str,
                  far_channel_id: str | None = None, synthesize: Synthesize | None = None,
-                 on_ended: Callable[[AriCall], None] | None = None) -> None:
+                 on_ended: Callable[[AriCall], None] | None = None, make_vad: MakeVad | None = None,
+                 stream_speech: StreamSpeech | None = None) -> None:
         self.call_id = call_id
         self.direction: Direction = direction
         self.remote_number = remote_number
@@ -101,6 +103,9 @@ class AriCall:
         self.config = config
         self.synthesize = synthesize
         self.on_ended = on_ended
+        self.make_vad = make_vad  # None: no streamed turns (speak/record always go through files)
+        self.stream_speech = stream_speech
+        self._streaming: StreamingSession | None = None
         self.channel_id = channel_id
         self.bridge_id = f"{call_id}-bridge"
         self.hangup_signal = HangupSignal()
@@ -385,8 +390,11 @@ class AriCall:
 
     async def speak(self, text: str, *, language: str | None = None, voice: str | None = None,
                     interruptible: bool = False) -> PlaybackResult:
-        """Synthesise (injected TTS), store an 8 kHz WAV under AST_SOUND_DIR, play it as `sound:`."""
+        """Synthesise (injected TTS), store an 8 kHz WAV under AST_SOUND_DIR, play it as `sound:`;
+        while streaming, send it as RTP instead (barge-in by the caller's voice when interruptible)."""
         self.hangup_signal.check()
+        if self._streaming is not None:
+            return await self._streaming.speak(text, language=language, voice=voice, interruptible=interruptible)
         if self.synthesize is None:
             raise CallFailed("speak: no TTS synthesizer configured for the Asterisk backend")
         rel = tts_sound_name(text, language, voice)
@@ -397,7 +405,12 @@ class AriCall:
         return await self._play(f"sound:{rel}", interruptible=interruptible)
 
     async def record(self, *, max_duration: float, max_silence: float, terminate_on: str = "") -> Recording:
+        """Snoop-record the customer into a file; while streaming, cut the utterance from the RTP
+        frames with the VAD instead."""
         self.hangup_signal.check()
+        if self._streaming is not None:
+            return await self._streaming.record(max_duration=max_duration, max_silence=max_silence,
+                                                terminate_on=terminate_on)
         await self.ensure_bridge()
         name = self._next_id("rec")
         finished = self.router.expect("recording", name,
@@ -611,6 +624,44 @@ class AriCall:
         stream = MediaStream(self, media_id, endpoint)
         self._media.append(stream)
         return stream
+
+    @property
+    def streaming_session(self) -> StreamingSession | None:
+        return self._streaming
+
+    @contextlib.asynccontextmanager
+    async def streaming(self) -> AsyncIterator[StreamingSession | None]:
+        """Stream the turns inside the block (the `converse` step asks for it): `speak` and `record`
+        run on an externalMedia channel in the bridge, with VAD endpointing and barge-in.
+
+        Yields None, and the call keeps using PBX files, when no VAD is configured or Asterisk
+        refuses the channel; nested blocks share the outer one's stream."""
+        if self._streaming is not None or self.make_vad is None:
+            yield self._streaming
+            return
+        self.hangup_signal.check()
+        stream: MediaStream | None = None
+        try:
+            stream = await self.external_media()
+        except CallFailed as exc:
+            log.warning("call %s: streaming unavailable, using PBX files: %s", self.call_id, exc.reason)
+        if stream is None:
+            yield None
+            return
+        try:
+            vad = await asyncio.to_thread(self.make_vad, stream.sample_rate)
+        except BaseException:
+            await stream.close()
+            raise
+        session = StreamingSession(self, stream, vad, synthesize=self.synthesize,
+                                   stream_speech=self.stream_speech)
+        session.start()
+        self._streaming = session
+        try:
+            yield session
+        finally:
+            self._streaming = None
+            await asyncio.shield(session.close())
 
     # --- reconnect ------------------------------------------------------------------------------
 
