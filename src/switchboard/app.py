@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -197,7 +199,9 @@ async def build_node(settings: Settings, *, speech: "SpeechService | None" = Non
     store = await open_store(settings)
     registry = ScenarioRegistry(settings.scenarios_dir)
     engine = build_engine(settings, speech=speech)
-    local = LocalPanel(store, settings)
+    # Each process leases contacts under its own name, so several dialers on one PostgreSQL never
+    # take each other's contacts.
+    local = LocalPanel(store, settings, lease_owner=f"{socket.gethostname()}-{os.getpid()}")
     panel = PanelClient.from_settings(settings) if settings.panel_base_url else local
     # Submitting a result wakes the deliverer; the poll only picks up what another process left.
     deliverer = OutboxDeliverer(store, make_sink(settings, store, local=local), poll_interval=60.0)

@@ -86,6 +86,7 @@ class Dialer:
     template: DialStringTemplate
     lines: list[OutboundLine]
     poll_interval: float = 5.0
+    max_poll: float = 60.0  # the longest idle wait between polls of the panel
     on_call_end: Any = None  # optional callback(CallContext) for progress displays
     stats: DialerStats = field(default_factory=DialerStats)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -165,13 +166,15 @@ class Dialer:
     async def _idle_seconds(self, idle_polls: int) -> float:
         """How long to wait for work: until the built-in panel's next contact is due, else a poll
         interval that grows while the panel stays empty."""
-        poll = min(self.poll_interval * idle_polls, 60.0)
+        poll = min(self.poll_interval * idle_polls, self.max_poll)
         if not isinstance(self.panel, LocalPanel):
             return poll
         due = await self.store.contacts.next_due_at(self.settings.company)
         if due is None:
             return poll
-        return max(1.0, (due - clock.now()).total_seconds())
+        # Never longer than the poll interval: contacts imported (or settled by a late result)
+        # while we sleep must not wait for a due time hours away (e.g. tomorrow's calling hours).
+        return max(1.0, min((due - clock.now()).total_seconds(), max(poll, 1.0)))
 
     async def _idle(self, seconds: float) -> None:
         """Sleep until the poll interval passes, a call ends or the dialer stops."""
@@ -261,16 +264,32 @@ class Dialer:
                          at: datetime) -> bool:
         """Compliance for this contact at `at`; when it says later or never, the contact is given
         back (with the time it may be called) or reported as refused, and False is returned."""
-        decision = await self.compliance.check(await self._contact_state(number, profile.get("timezone")), at)
+        state = await self._contact_state(number, profile.get("timezone"))
+        decision = await self.compliance.check(state, at)
         if isinstance(decision, NotBefore):
             self.stats.deferred += 1
             await self._give_back(number, decision.at)
+            return False
+        if isinstance(decision, Never) and isinstance(self.panel, LocalPanel) and self._settled(state):
+            # The built-in panel offered a contact whose final result is already recorded here but
+            # not yet applied to it (still in the outbox, e.g. after a crash): that result settles
+            # the contact. A refusal report on top would count a second attempt (and `failed:*`
+            # is retried), so just hand it back for later; applying the result makes it done.
+            self.stats.refused += 1
+            await self._give_back(number, at + timedelta(seconds=self.settings.retry_delay_seconds))
             return False
         if isinstance(decision, Never):
             self.stats.refused += 1
             await self._report_refused(number, scenario, decision.reason)
             return False
         return True
+
+    def _settled(self, state: ContactState) -> bool:
+        """True when the contact's last recorded result is final (never retried)."""
+        if state.last_result is None:
+            return False
+        known, delay = self.compliance.policy.retry_delay(state.last_result)
+        return not known or delay is None
 
     def _call_done(self, task: asyncio.Task[None]) -> None:
         self._calls.discard(task)

@@ -246,11 +246,16 @@ class OutboxDeliverer:
         self._stopping = True
         self._wake.set()
         if self._task is not None:
-            self._task.cancel()
+            # Let the round in progress finish (a delivery the panel acknowledged must be marked
+            # delivered here, not left claimed); cancel only if it hangs.
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=max(flush_timeout, 1.0))
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+                try:
+                    await self._task
+                except asyncio.CancelledError:
+                    pass
             self._task = None
         if flush_timeout > 0:
             return await self.flush(timeout=flush_timeout)
