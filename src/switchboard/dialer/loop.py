@@ -111,7 +111,22 @@ class Dialer:
         if self.lines:
             await self.panel.register_outbound_lines([(line.phone_number, line.display_name or line.phone_number)
                                                       for line in self.lines])
+        await self._seed_day_counts()
         await self.backend.start(self.handle_inbound)
+
+    async def _seed_day_counts(self) -> None:
+        """An in-process limiter starts at zero: carry today's originations per line over a restart
+        so the per-day limit still holds (Redis keeps its own counters)."""
+        seed = getattr(self.limiter, "seed_day_count", None)
+        tz = getattr(self.limiter, "tz", None)
+        if seed is None or tz is None:
+            return
+        local = clock.now().astimezone(tz)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        for line in self.lines:
+            count = await self.store.calls.outbound_on_line_since(line.phone_number, midnight)
+            if count:
+                seed(line, count)
 
     async def stop(self, *, timeout: float | None = None) -> None:
         """Graceful stop: no new originations; calls in progress finish; results are flushed."""

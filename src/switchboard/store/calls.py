@@ -218,6 +218,17 @@ class CallsRepo(Repository):
         async with self.sessions() as s:
             return int(await s.scalar(stmt) or 0)
 
+    async def outbound_on_line_since(self, line: str, since: datetime) -> int:
+        """Outbound calls originated on `line` since `since` (re-seeds per-day line counters after a
+        restart)."""
+        stmt = select(func.count()).where(
+            CallRecord.line == line,
+            CallRecord.direction == "outbound",
+            CallRecord.originated_at >= since,
+        )
+        async with self.sessions() as s:
+            return int(await s.scalar(stmt) or 0)
+
     async def last_outbound(self, phone_e164: str) -> CallRecord | None:
         stmt = (
             select(CallRecord)
