@@ -32,15 +32,18 @@ class NewContact:
 class ContactsRepo(Repository):
     async def add(self, contact: NewContact) -> Contact:
         async with self.sessions.begin() as s:
-            row = Contact(**_fields(contact))
+            blocked = await _on_dnc(s, [contact.phone_e164])
+            row = Contact(**_fields(contact, blocked))
             s.add(row)
         return row
 
     async def add_many(self, contacts: Sequence[NewContact]) -> int:
+        """Numbers already on the do-not-call list come in as `dnc`, never `pending`."""
         if not contacts:
             return 0
         async with self.sessions.begin() as s:
-            s.add_all([Contact(**_fields(c)) for c in contacts])
+            blocked = await _on_dnc(s, [c.phone_e164 for c in contacts])
+            s.add_all([Contact(**_fields(c, blocked)) for c in contacts])
         return len(contacts)
 
     async def get(self, contact_id: int) -> Contact | None:
@@ -312,7 +315,16 @@ def apply_attempt(
     row.updated_at = at
 
 
-def _fields(c: NewContact) -> dict[str, Any]:
+async def _on_dnc(s: Any, phones: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    wanted = list(set(phones))
+    for i in range(0, len(wanted), 500):
+        rows = await s.scalars(select(DoNotCall.phone_e164).where(DoNotCall.phone_e164.in_(wanted[i:i + 500])))
+        found.update(rows.all())
+    return found
+
+
+def _fields(c: NewContact, blocked: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
     return dict(
         phone=c.phone,
         phone_e164=c.phone_e164,
@@ -324,6 +336,6 @@ def _fields(c: NewContact) -> dict[str, Any]:
         campaign_id=c.campaign_id,
         external_id=c.external_id,
         next_attempt_at=c.next_attempt_at or utcnow(),
-        status=PENDING,
+        status=DNC if c.phone_e164 in blocked else PENDING,
         attempts=0,
     )
