@@ -254,7 +254,7 @@ async def test_inbound_call_goes_to_the_inbound_operator(tmp_path: Path, salehi:
         op = rig.operator_legs()[0]
         assert op.caller["number"] == CUSTOMER  # the operator sees who is calling
         assert any(e["type"] == "ChannelEnteredBridge" and e["channel"]["id"] == op.id for e in rig.sim.events)
-        assert caller.destroyed
+        await until(lambda: caller.destroyed, 5)  # the customer leg is torn down with the call
         await assert_no_leaks(rig.ari)
 
 
