@@ -349,7 +349,7 @@ class Dialer:
             self.stats.originated += 1
             metrics.ORIGINATIONS.labels(line.phone_number).inc()
             metrics.ACTIVE_CALLS.labels("outbound").inc()
-            dial_string = self.template.render(line_number=line.phone_number, customer=number.national or number.e164,
+            dial_string = self.template.render(line_number=line.phone_number, customer=self._dialable(number),
                                                trunk=self.settings.outbound_trunk)
             dialed = await self.backend.originate(number=number.e164, dial_string=dial_string,
                                                   line_number=line.phone_number, caller_id=line.phone_number,
@@ -518,6 +518,11 @@ class Dialer:
         return {"failure_pause": self.health.cause if self.health.paused else None,
                 "active_calls": len(self._calls), "abandon": abandon,
                 "lines": [line.phone_number for line in self.lines]}
+
+    def _dialable(self, number: BatchNumber) -> str:
+        """The customer's number as the trunk dials it nationally (`09121234567` in Iran)."""
+        parsed = try_normalize(number.e164, self.settings.default_region)
+        return parsed.national_dialing if parsed is not None else number.e164
 
     async def _provider_failed(self, kind: str, reason: str) -> None:
         """A provider (STT, LLM, trunk) failed: counts toward the failure threshold."""
