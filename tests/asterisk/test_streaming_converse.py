@@ -197,8 +197,9 @@ async def test_barge_in_stops_the_agent_and_keeps_the_callers_words(rig: Rig) ->
         stopped = loop.time() - t0
         sent_at_stop = len(tap.times)
         assert not result.completed and result.interrupted_by == "speech"
-        # the caller starts at ~1.5 s; the VAD needs a fraction of a second of speech
-        assert 1.4 < stopped < 2.6
+        # the caller starts at ~1.5 s; the VAD needs a fraction of a second of speech. Not at once
+        # (no false barge-in) and well before the 6 s reply ends (scheduling on a busy CI varies).
+        assert 1.0 < stopped < 3.0
         await asyncio.sleep(0.3)
         assert len(tap.times) - sent_at_stop <= 2  # the agent's frames stopped at once
         assert len(tap.times) < 6 / 0.02 / 2
