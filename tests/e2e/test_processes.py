@@ -88,13 +88,18 @@ def test_killed_mid_campaign_nothing_double_dialed_nothing_lost(tmp_path) -> Non
     first = _dialer(env, tmp_path / "first.log")
     deadline = time.monotonic() + 30
     ended = 0
-    while time.monotonic() < deadline and ended < 8:
-        time.sleep(0.05)
+    unfinished_work = False  # kill while something is half done: a result not yet delivered, or
+    while time.monotonic() < deadline and not (ended >= 8 and unfinished_work):  # contacts leased, not dialed
+        time.sleep(0.02)
         with sqlite3.connect(db) as conn:
             try:
                 ended = conn.execute("SELECT count(*) FROM calls WHERE ended_at IS NOT NULL").fetchone()[0]
+                pending = conn.execute("SELECT count(*) FROM results_outbox WHERE status='pending'").fetchone()[0]
+                leased_now = conn.execute("SELECT count(*) FROM contacts WHERE status='leased'").fetchone()[0]
+                in_flight_now = conn.execute("SELECT count(*) FROM calls WHERE ended_at IS NULL").fetchone()[0]
             except sqlite3.OperationalError:  # not migrated yet
-                ended = 0
+                ended = pending = leased_now = in_flight_now = 0
+        unfinished_work = pending > 0 or leased_now > in_flight_now
     assert ended >= 8, "the first dialer never got going"
     first.send_signal(signal.SIGKILL)  # kill -9: no graceful stop, no flush
     first.wait(timeout=10)
