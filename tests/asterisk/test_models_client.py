@@ -22,7 +22,7 @@ from switchboard.telephony.asterisk.models import (
 from tests.asterisk.conftest import APP
 from tests.asterisk.double import AriDouble
 
-TRACES = Path(__file__).resolve().parents[3] / "shared" / "ari" / "traces"
+TRACES = Path(__file__).resolve().parent / "data" / "traces"
 
 
 def captured_events() -> list[dict[str, object]]:

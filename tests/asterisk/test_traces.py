@@ -1,4 +1,4 @@
-"""Every capture in shared/ari/traces is a test of the double.
+"""Every capture in tests/asterisk/data/traces (copied from a real Asterisk 22) is a test of the double.
 
 The driver sends the trace's own HTTP requests (same paths, params, bodies, ids) to the double,
 pacing them on the events that preceded each request in the capture, and then asserts:
@@ -23,7 +23,7 @@ import websockets
 
 from tests.asterisk.double import AriDouble
 
-TRACES = sorted((Path(__file__).resolve().parents[3] / "shared" / "ari" / "traces").glob("*.jsonl"))
+TRACES = sorted((Path(__file__).resolve().parent / "data" / "traces").glob("*.jsonl"))
 SCALE = 0.2
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 _LINE = re.compile(r"^\s*(?:exten\s*=>\s*[^,]+,\s*1|same\s*=>\s*n)\s*,\s*(\w+)\((.*)\)\s*$")
 
-SHARED_DIALPLAN = Path(__file__).resolve().parents[4] / "shared" / "ari" / "far-side-dialplan.conf"
+SHARED_DIALPLAN = Path(__file__).resolve().parents[1] / "data" / "far-side-dialplan.conf"
 
 # Extra far sides for operator legs (not in the captures; same apps, same semantics).
 EXTRA_CONTEXTS = """
