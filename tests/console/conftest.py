@@ -5,6 +5,7 @@ Debian Chromium per session driven by Playwright (a fresh context per test)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -47,8 +48,10 @@ def console_settings(tmp: Path, **overrides: Any) -> Settings:
 
 
 def run(coro: Any) -> Any:
-    """Run a coroutine on a fresh loop (tests are sync; the server has its own thread)."""
-    return asyncio.run(coro)
+    """Run a coroutine on a fresh loop in a thread of its own (tests are sync, the server has its
+    thread, and Playwright's sync API keeps a loop running in this one)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 async def _accounts(settings: Settings, work: Any) -> Any:
