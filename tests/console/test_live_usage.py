@@ -143,6 +143,9 @@ async def test_usage_summary_figures(store: Any) -> None:  # noqa: F811
     assert by_line == {"(not dialed)": 0, "L1": 3, "L2": 3}
     by_day = await repo.summary(CallFilter("acme"), "day", offset_minutes=210)
     assert len(by_day) == 1 and by_day[0].calls == 7 and len(by_day[0].key) == 10
+    keyed, days = await repo.report(CallFilter("acme"), "scenario", offset_minutes=210)
+    assert [r.key for r in keyed] == ["reception", "sales"] and len(days) == 1 and days[0].calls == 7
+    assert days[0].answered == 5 and days[0].intents == {"yes": 2, "no": 1}
     total = usage_totals(list(by_scenario.values()))
     assert (total.calls, total.answered, total.intents["yes"]) == (7, 5, 2)
     only_l1 = await repo.summary(CallFilter("acme", line="L1"), "scenario")
