@@ -398,10 +398,11 @@ async def serve(settings: Settings, console: Console) -> int:
             console.print(f"[red]{exc}[/red]")
             await node.close()
             return 1
-    from switchboard.web.serve import first_login, link_node, login_message
+    from switchboard.web.serve import first_login, link_node, login_message, restore_overrides
 
     brain = node.engine.services.extras.get("brain")
     link = link_node(registry=node.registry, brain=brain, dialer=node.dialer)
+    await restore_overrides(node.store, settings, link)
     app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names, node=link,
                            console=settings.console_enabled, llm=brain.llm if brain is not None else None,
                            routers=[brain.router()] if brain is not None else [])
