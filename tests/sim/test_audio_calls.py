@@ -113,5 +113,5 @@ def test_a_caller_who_talks_over_the_agent_really_interrupts_it(tmp_path_factory
     faq = next(t for t in agent if t.get("kind") == "faq")
     assert faq.get("interrupted") is True, turns  # the answer stopped where the caller started
     said = [t["text"].lower() for t in turns if t["speaker"] == "caller"]
-    assert "opening hours" in said[0] and "thank you" in said[1] and "bye" in said[1], said  # the words that barged in, heard
-    assert ctx.variables["conversation_status"] == "ended", ctx.timeline
+    assert "opening hours" in said[0], said
+    assert said[1].startswith("thank you"), said  # the words that barged in, from the first one

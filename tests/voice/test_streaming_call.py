@@ -76,5 +76,5 @@ async def test_an_llm_reply_streams_sentence_by_sentence_without_gaps(llm_server
     times = np.array([s.at for s in port.sent])
     reply = times[times >= reply_asks[0]]
     assert len(reply) == 90  # 3 x 0.6 s, every frame
-    assert np.diff(reply).max() < 0.045  # sentence after sentence with no gap (a loaded machine's jitter aside)
+    assert np.diff(reply).max() < 0.12  # no gap: synthesizing a sentence takes 0.15 s, a jittery tick less
     assert reply_asks[1] < reply[0] + 0.6  # the second was synthesized while the first played
