@@ -267,6 +267,8 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
     external = bool(settings.panel_base_url)
     people = [] if external else demo_contacts(contacts, seed=int(clock.now().timestamp()) % 100000)
     voice = build_voice(settings, speech) if speech is not None else None
+    if voice is not None:
+        await voice.warm_up()
     node = await build_node(settings, speech=speech, demo=people, virtual_clock=virtual_clock, voice=voice)
     operators = [Operator(o.phone, o.id) for o in DEFAULT_OPERATORS]
     node.engine.services.operators.set_roster(None, "outbound", operators)
@@ -343,6 +345,7 @@ async def serve(settings: Settings, console: Console) -> int:
     speech = build_speech(settings)
     await speech.warm_up()
     voice = build_voice(settings, speech)
+    await voice.warm_up()
     node = await build_node(settings, speech=speech, voice=voice)
     await seed_static_contacts(node)
     spec = backend_spec(settings.telephony_backend)
