@@ -27,8 +27,8 @@ call, and replies missing; then Switchboard's figures as ratios to the baseline'
 when no reply frame was late, no reply is missing and p99 end of speech -> reply <= 350 ms. The last
 line is `streamed calls per process: N (baseline M, ratio R)`: the largest passing N of each.
 
-Endpointing in both: Silero, speech after 0.15 s, end after `--end-silence` (default 0.2 s) of
-silence — the latency floor of end of speech -> reply.
+Endpointing in both: Silero, speech after 0.15 s, end after `--end-silence` of
+silence (default 0.15 s) — with Silero's own decay, the floor of end of speech -> reply.
 """
 
 from __future__ import annotations
@@ -581,7 +581,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, help="one point: this many concurrent calls")
     parser.add_argument("--seconds", type=float, default=20.0, help="run length per point")
     parser.add_argument("--transport", choices=("twilio", "rtp"), default="twilio")
-    parser.add_argument("--end-silence", type=float, default=0.2, help="VAD end of speech (seconds of silence)")
+    parser.add_argument("--end-silence", type=float, default=0.15, help="VAD end of speech (seconds of silence)")
     parser.add_argument("--only", choices=("switchboard", "baseline"), help="measure one side only")
     parser.add_argument("--serve", choices=("switchboard", "baseline"), help=argparse.SUPPRESS)
     parser.add_argument("--load", type=int, help=argparse.SUPPRESS)
