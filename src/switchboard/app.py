@@ -178,8 +178,16 @@ def build_backend(settings: Settings, *, speech: "SpeechService | None", demo: l
         return AsteriskBackend.from_settings(settings, synthesize=synthesize,
                                              make_vad=speech.vad if speech is not None else None,
                                              stream_speech=stream_speech if speech is not None else None)
+    if settings.telephony_backend == "twilio":
+        from switchboard.telephony.twilio.backend import TwilioBackend
+        from switchboard.telephony.twilio.config import TwilioConfig
+        from switchboard.telephony.twilio.legs import voice_leg_factory
+
+        if speech is None:
+            raise RuntimeError("the Twilio backend streams speech: build it with speech")
+        return TwilioBackend(TwilioConfig.from_settings(settings), leg_factory=voice_leg_factory(settings, speech))
     raise ValueError(f"TELEPHONY_BACKEND={settings.telephony_backend!r} is not available "
-                     "(choose sim or asterisk)")
+                     "(choose sim, asterisk or twilio)")
 
 
 async def build_node(settings: Settings, *, speech: "SpeechService | None" = None, demo: list | None = None,
@@ -344,8 +352,20 @@ async def serve(settings: Settings, console: Console) -> int:
 
     from switchboard.panel.server import create_panel_app
 
+    if settings.telephony_backend == "twilio":
+        from switchboard.telephony.twilio.config import TwilioConfig, TwilioConfigError
+
+        try:
+            TwilioConfig.from_settings(settings)
+        except TwilioConfigError as exc:
+            console.print(f"[red]{exc}[/red]")
+            return 1
+        if not settings.outbound_numbers:  # Twilio numbers are the outbound lines
+            settings = settings.model_copy(update={"outbound_numbers": settings.twilio_numbers})
     speech = build_speech(settings)
     await speech.warm_up()
+    if settings.telephony_backend == "twilio":
+        await build_streamed_prompts(settings, console)
     node = await build_node(settings, speech=speech)
     await seed_static_contacts(node)
     if settings.telephony_backend == "asterisk" and settings.prompts_sync_on_start:
@@ -361,6 +381,9 @@ async def serve(settings: Settings, console: Console) -> int:
     brain = node.engine.services.extras.get("brain")
     app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names, dialer=node.dialer,
                            routers=[brain.router()] if brain is not None else [])
+    webhooks = getattr(node.dialer.backend, "router", None)
+    if webhooks is not None:  # e.g. /twilio/*: signed by the carrier, not behind the panel's token
+        app.include_router(webhooks())
     if settings.metrics_enabled:
         from switchboard.observability.metrics import asgi_app
 
@@ -389,6 +412,22 @@ async def serve(settings: Settings, console: Console) -> int:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     return 0
+
+
+async def build_streamed_prompts(settings: Settings, console: Console) -> None:
+    """Streamed calls play `sound:custom/*` from PROMPTS_WAV_DIR: build what changed in
+    PROMPTS_SRC_DIR first (a no-op when everything is up to date)."""
+    from switchboard.telephony.asterisk.prompts import PromptError, build_prompts, find_sources
+
+    if not find_sources(settings.prompts_src_dir):
+        return
+    try:
+        report = await build_prompts(settings.prompts_src_dir, settings.prompts_wav_dir)
+    except PromptError as exc:
+        console.print(f"[yellow]prompts: {exc}[/yellow]")
+        return
+    if report.failed:
+        console.print(f"[yellow]prompts: {len(report.failed)} failed to build: see `switchboard prompts build`[/yellow]")
 
 
 async def import_contacts_file(settings: Settings, path: Path, campaign: str | None, console: Console) -> int:

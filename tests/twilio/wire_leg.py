@@ -98,5 +98,5 @@ class WireLeg:
         self.gone.set()
 
 
-async def wire_leg_factory(socket, start: StreamStart) -> WireLeg:  # type: ignore[no-untyped-def]
+async def wire_leg_factory(socket, start: StreamStart, call: object) -> WireLeg:  # type: ignore[no-untyped-def]
     return WireLeg(socket, start)

@@ -270,7 +270,7 @@ class TwilioCall:
                 return
 
 
-LegFactory = Callable[["MediaSocket", "StreamStart"], Awaitable[StreamedLeg]]
+LegFactory = Callable[["MediaSocket", "StreamStart", "TwilioCall"], Awaitable[StreamedLeg]]
 
 
 class MediaSocket(Protocol):

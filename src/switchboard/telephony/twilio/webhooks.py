@@ -91,7 +91,7 @@ def build_router(backend: TwilioBackend) -> APIRouter:
                         start.stream_sid, client)
             await _close(websocket)
             return
-        leg = await backend.leg_factory(websocket, start)
+        leg = await backend.leg_factory(websocket, start, call)
         await call.run_stream(leg)
         await _close(websocket, 1000)
 
