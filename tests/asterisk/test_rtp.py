@@ -15,9 +15,9 @@ from switchboard.telephony.asterisk.rtp import (
     RtpEndpoint,
     RtpPacket,
     rtp_format,
-    ulaw_decode,
-    ulaw_encode,
 )
+from switchboard.speech.audio import pcm16_to_ulaw as ulaw_encode
+from switchboard.speech.audio import ulaw_to_pcm16 as ulaw_decode
 from tests.asterisk.double.sim import _ulaw_decode_sample, _ulaw_encode_sample
 
 
@@ -26,13 +26,20 @@ def tone(seconds: float, rate: int, freq: float = 440.0, amp: float = 0.5) -> by
     return (np.sin(2 * np.pi * freq * t) * amp * 32767).astype("<i2").tobytes()
 
 
-def test_ulaw_matches_reference_g711() -> None:
-    samples = np.array([0, 1, -1, 100, -100, 1000, -1000, 8000, -8000, 32767, -32768, 12345, -23456], dtype="<i2")
-    encoded = ulaw_encode(samples.tobytes())
-    assert list(encoded) == [_ulaw_encode_sample(int(s)) for s in samples]
+def test_ulaw_payloads_use_the_one_g711_codec() -> None:
+    """RTP μ-law goes through `speech.audio`'s codec (audioop's tables, checked sample by sample in
+    tests/speech); decoding agrees with the double's per-sample reference for every code, and
+    encoding lands on the reference's code or, at a segment boundary, its neighbour."""
+    fmt = rtp_format("ulaw")
+    samples = np.arange(-32768, 32768, 7, dtype="<i2")
+    assert fmt.encode(samples.tobytes()) == ulaw_encode(samples.tobytes())
     every_code = bytes(range(256))
-    decoded = np.frombuffer(ulaw_decode(every_code), dtype="<i2")
+    decoded = np.frombuffer(fmt.decode(every_code), dtype="<i2")
     assert list(decoded) == [_ulaw_decode_sample(b) for b in every_code]
+    ours = np.frombuffer(ulaw_decode(ulaw_encode(samples.tobytes())), dtype="<i2").astype(np.int32)
+    ref = np.array([_ulaw_decode_sample(_ulaw_encode_sample(int(s))) for s in samples], dtype=np.int32)
+    step = np.maximum(np.abs(ref) // 8, 16)
+    assert np.all(np.abs(ours - ref) <= step)
 
 
 def test_ulaw_round_trip_error_is_small() -> None:

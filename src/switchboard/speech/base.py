@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import AsyncIterator, Protocol, runtime_checkable
 
-from switchboard.telephony.call import Audio
+from switchboard.speech.audio import Audio
 
 
 class ProviderFailure(Exception):

@@ -16,7 +16,7 @@ from switchboard.speech.base import STT, TTS, VAD, Transcript
 from switchboard.speech.empty import check_not_empty
 from switchboard.speech.enhance import Enhancer
 from switchboard.speech.registry import build_stt, build_tts, build_vad
-from switchboard.telephony.call import Audio
+from switchboard.speech.audio import Audio
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import AsyncIterator, Literal, Protocol, runtime_checkable
 
+from switchboard.speech.audio import Audio  # re-exported: the one Audio type lives in speech
+
 Direction = Literal["outbound", "inbound"]
 
 
@@ -47,18 +49,6 @@ class DialOutcome(str, Enum):
     UNREACHABLE = "unreachable"
     CONGESTION = "congestion"
     FAILED = "failed"
-
-
-@dataclass(slots=True)
-class Audio:
-    """Mono PCM16 little-endian audio."""
-
-    pcm: bytes
-    sample_rate: int
-
-    @property
-    def duration(self) -> float:
-        return len(self.pcm) / 2 / self.sample_rate if self.sample_rate else 0.0
 
 
 @dataclass(slots=True)

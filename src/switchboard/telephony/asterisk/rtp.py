@@ -1,4 +1,4 @@
-"""RTP for ARI `externalMedia` channels: packets, G.711 μ-law / L16 payloads, 20 ms pacing, a jitter
+"""RTP for ARI `externalMedia` channels: packets, G.711 μ-law (`speech.audio`'s codec) / L16 payloads, 20 ms pacing, a jitter
 buffer, and one asyncio UDP endpoint per call.
 
 Audio crosses this module's edge as PCM16 little-endian mono at the format's rate (8 kHz for `ulaw`,
@@ -15,55 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from switchboard.speech.audio import pcm16_to_ulaw, ulaw_to_pcm16
+
 FRAME_MS = 20
 RTP_HEADER = struct.Struct("!BBHII")
-
-
-# --- G.711 μ-law ----------------------------------------------------------------------------------
-
-_BIAS = 0x84
-_CLIP = 32635
-
-
-def _build_ulaw_decode() -> np.ndarray:
-    table = np.zeros(256, dtype=np.int16)
-    for i in range(256):
-        u = ~i & 0xFF
-        sign = u & 0x80
-        exponent = (u >> 4) & 0x07
-        mantissa = u & 0x0F
-        sample = ((mantissa << 3) + _BIAS) << exponent
-        sample -= _BIAS
-        table[i] = -sample if sign else sample
-    return table
-
-
-def _build_ulaw_encode() -> np.ndarray:
-    table = np.zeros(65536, dtype=np.uint8)
-    for value in range(-32768, 32768):
-        sign = 0x80 if value < 0 else 0
-        magnitude = min(-value if value < 0 else value, _CLIP) + _BIAS
-        exponent = 7
-        mask = 0x4000
-        while exponent > 0 and not magnitude & mask:
-            exponent -= 1
-            mask >>= 1
-        mantissa = (magnitude >> (exponent + 3)) & 0x0F
-        table[value & 0xFFFF] = ~(sign | (exponent << 4) | mantissa) & 0xFF
-    return table
-
-
-_ULAW_DECODE = _build_ulaw_decode()
-_ULAW_ENCODE = _build_ulaw_encode()
-
-
-def ulaw_encode(pcm: bytes) -> bytes:
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.int32) & 0xFFFF
-    return _ULAW_ENCODE[samples].tobytes()
-
-
-def ulaw_decode(data: bytes) -> bytes:
-    return _ULAW_DECODE[np.frombuffer(data, dtype=np.uint8)].astype("<i2").tobytes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +39,12 @@ class RtpFormat:
 
     def encode(self, pcm: bytes) -> bytes:
         if self.name == "ulaw":
-            return ulaw_encode(pcm)
+            return pcm16_to_ulaw(pcm)
         return np.frombuffer(pcm, dtype="<i2").astype(">i2").tobytes()
 
     def decode(self, payload: bytes) -> bytes:
         if self.name == "ulaw":
-            return ulaw_decode(payload)
+            return ulaw_to_pcm16(payload)
         return np.frombuffer(payload[: len(payload) // 2 * 2], dtype=">i2").astype("<i2").tobytes()
 
 

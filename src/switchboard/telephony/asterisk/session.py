@@ -20,7 +20,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from switchboard.telephony.asterisk.audio import normalise, read_wav, write_tts_sound, write_wav
+from switchboard.speech.audio import read_wav_bytes, write_wav
+from switchboard.telephony.asterisk.audio import normalise_recording, write_tts_sound
 from switchboard.telephony.asterisk.client import AriClient, AriError
 from switchboard.telephony.asterisk.config import (
     CAUSE_NAMES,
@@ -484,7 +485,7 @@ class AriCall:
         def save() -> Audio:
             folder.mkdir(parents=True, exist_ok=True)
             original.write_bytes(data)
-            audio = normalise(read_wav(data))
+            audio = normalise_recording(read_wav_bytes(data))
             write_wav(folder / f"{name}.normalised.wav", audio)
             return audio
 

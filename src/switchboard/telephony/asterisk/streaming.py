@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from switchboard.speech.audio import resample
 from switchboard.speech.base import VAD
 from switchboard.speech.vad.segment import segment_utterance
-from switchboard.telephony.asterisk.audio import write_wav
+from switchboard.speech.audio import write_wav
 from switchboard.telephony.asterisk.config import Synthesize
 from switchboard.telephony.asterisk.media import MediaStream
 from switchboard.telephony.call import Audio, CallEvent, CallFailed, PlaybackResult, Recording
