@@ -212,6 +212,10 @@ class MediaClient:
             await asyncio.sleep(0.01)
         raise TimeoutError("no agent audio")
 
+    def played_seconds(self) -> float:
+        """Agent audio Twilio played out on this stream (speech and the pauses in it)."""
+        return self._played_total / 8000
+
     def agent_audio_seconds(self) -> float:
         return sum(1 for _, s in self.agent_ticks if s) * 0.02
 
@@ -517,6 +521,8 @@ class TwilioDouble:
             for verb in root:
                 if call.ended.is_set():
                     return
+                if verb.tag in ("Connect", "Dial", "Pause") and call.status == "ringing":
+                    call.status = "in-progress"  # an inbound call is answered by the TwiML that serves it
                 if verb.tag == "Connect":
                     stream = verb.find("Stream")
                     if stream is None or not stream.get("url", "").startswith(("wss://", "ws://")):

@@ -14,7 +14,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
+
+pytest.importorskip("switchboard.voice.session", reason="needs the voice layer (VoiceSession, StreamingCall)")
 
 from switchboard.app import build_node, build_streamed_prompts, seed_contacts
 from switchboard.settings import Settings
@@ -54,10 +55,11 @@ class Rig:
     def __init__(self, tmp: Path, speech: SpeechService, scenario: str, *, english: bool = False) -> None:
         scenarios = tmp / "scenarios"
         scenarios.mkdir()
-        data = yaml.safe_load((ROOT / "scenarios" / f"{scenario}.yaml").read_text())
+        text = (ROOT / "scenarios" / f"{scenario}.yaml").read_text()
         if english:
-            data["scenario"]["stt"]["language"] = "en"
-        (scenarios / f"{scenario}.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
+            assert "  stt: {" in text
+            text = text.replace("  stt: {", "  stt: {language: en, ", 1)
+        (scenarios / f"{scenario}.yaml").write_text(text)
         shutil.copytree(ROOT / "personas", tmp / "personas")
         self.settings = Settings(  # type: ignore[call-arg]
             _env_file=None, telephony_backend="twilio", scenarios_dir=scenarios, personas_dir=tmp / "personas",
@@ -129,7 +131,7 @@ async def test_salehi_yes_goes_to_an_operator_with_the_customer_s_number(tmp_pat
         (dial,) = dcall.dials
         assert dial["number"] == OPERATOR and dial["callerId"] == CUSTOMER and dial["status"] == "completed"
         first = dcall.streams[0]
-        assert first.agent_audio_seconds() > 4  # hello, yes and the hold prompt were played as audio
+        assert first.played_seconds() > 8  # hello, yes and the hold prompt were played as audio
         assert len(first.marks_returned) >= 3  # each playback waited for Twilio's mark
 
 
@@ -249,7 +251,7 @@ async def test_dtmf_and_marks_on_a_streamed_call(tmp_path, speech) -> None:
         took = loop.time() - started
         length = A.read_wav(tmp_path / "wav" / "onhold.wav").duration
         assert played.completed and took >= length - 0.2  # done when Twilio said it was played
-        assert media.marks_returned and media.agent_audio_seconds() >= length - 0.3
+        assert media.marks_returned and media.played_seconds() >= length - 0.1
         pending = asyncio.ensure_future(call.record(max_duration=8, max_silence=3, terminate_on="#"))
         await asyncio.sleep(0.3)
         for digit in "42#":

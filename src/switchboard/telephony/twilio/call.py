@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -31,6 +31,11 @@ from switchboard.telephony.call import (
     TransferResult,
 )
 from switchboard.telephony.twilio import twiml
+
+try:  # the voice layer's declaration that audio is streamed (lands with the voice branch)
+    from switchboard.voice.call import STREAMED
+except ImportError:  # pragma: no cover - before the voice layer is merged
+    STREAMED = None  # type: ignore[assignment]
 from switchboard.telephony.twilio.models import transfer_reason
 from switchboard.telephony.twilio.rest import TwilioApiError
 
@@ -65,6 +70,7 @@ class _Transfer:
 
 @dataclass(eq=False)
 class TwilioCall:
+    capabilities = STREAMED  # audio is streamed (turn-taking by the voice layer)
     backend: TwilioBackend
     call_sid: str
     call_id: str
@@ -158,6 +164,12 @@ class TwilioCall:
     async def speak(self, text: str, *, language: str | None = None, voice: str | None = None,
                     interruptible: bool = False) -> PlaybackResult:
         return await (await self._audio()).speak(text, language=language, voice=voice, interruptible=interruptible)
+
+    async def speak_stream(self, sentences: AsyncIterable[str], *, language: str | None = None,
+                           voice: str | None = None, interruptible: bool = False) -> PlaybackResult:
+        leg = await self._audio()
+        return await leg.speak_stream(sentences, language=language, voice=voice,  # type: ignore[attr-defined]
+                                      interruptible=interruptible)
 
     async def record(self, *, max_duration: float, max_silence: float, terminate_on: str = "") -> Recording:
         return await (await self._audio()).record(max_duration=max_duration, max_silence=max_silence,

@@ -128,5 +128,5 @@ async def _read_start(websocket: WebSocket) -> StreamStart:
 async def _close(websocket: WebSocket, code: int = POLICY_VIOLATION) -> None:
     try:
         await websocket.close(code)
-    except RuntimeError:  # already closed
+    except (RuntimeError, WebSocketDisconnect):  # already closed
         pass
