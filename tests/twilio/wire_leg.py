@@ -13,7 +13,6 @@ import numpy as np
 
 from switchboard.speech.audio import pcm16_to_ulaw
 from switchboard.telephony.call import CallerHangup, PlaybackResult, Recording
-from switchboard.telephony.twilio.call import StreamStart
 
 TONE = pcm16_to_ulaw((np.sin(np.arange(8000) * 2 * np.pi * 440 / 8000) * 8000).astype(np.int16).tobytes())
 
@@ -56,7 +55,7 @@ class WireCall:
 
 
 class WireLeg:
-    def __init__(self, socket, start: StreamStart) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, socket, start) -> None:  # type: ignore[no-untyped-def]
         self.socket = socket
         self.start = start
         self.call = WireCall(self)
@@ -98,5 +97,5 @@ class WireLeg:
         self.gone.set()
 
 
-async def wire_leg_factory(socket, start: StreamStart, call: object) -> WireLeg:  # type: ignore[no-untyped-def]
-    return WireLeg(socket, start)
+async def wire_leg_factory(port, call: object) -> WireLeg:  # type: ignore[no-untyped-def]
+    return WireLeg(port.link, port.start)

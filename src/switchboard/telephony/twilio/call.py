@@ -31,16 +31,13 @@ from switchboard.telephony.call import (
     TransferResult,
 )
 from switchboard.telephony.twilio import twiml
-
-try:  # the voice layer's declaration that audio is streamed (lands with the voice branch)
-    from switchboard.voice.call import STREAMED
-except ImportError:  # pragma: no cover - before the voice layer is merged
-    STREAMED = None  # type: ignore[assignment]
+from switchboard.voice.call import STREAMED
 from switchboard.telephony.twilio.models import transfer_reason
 from switchboard.telephony.twilio.rest import TwilioApiError
 
 if TYPE_CHECKING:
     from switchboard.telephony.twilio.backend import TwilioBackend
+    from switchboard.telephony.twilio.media import TwilioMediaPort
 
 log = logging.getLogger(__name__)
 
@@ -282,25 +279,5 @@ class TwilioCall:
                 return
 
 
-LegFactory = Callable[["MediaSocket", "StreamStart", "TwilioCall"], Awaitable[StreamedLeg]]
-
-
-class MediaSocket(Protocol):
-    """The text side of the media WebSocket (Starlette's WebSocket fits)."""
-
-    async def receive_text(self) -> str: ...
-
-    async def send_text(self, data: str) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class StreamStart:
-    """What the `start` message told us about a stream."""
-
-    stream_sid: str
-    call_sid: str
-    account_sid: str
-    encoding: str
-    sample_rate: int
-    custom: dict[str, str]
-    raw: dict[str, object]
+LegFactory = Callable[["TwilioMediaPort", "TwilioCall"], Awaitable[StreamedLeg]]
+"""(the stream's port, after its `start` was read and its token checked; the call) -> its leg."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from switchboard.telephony.call import TransferResult
-from switchboard.telephony.twilio.call import LegFactory, MediaSocket, StreamStart, TwilioCall
+from switchboard.telephony.twilio.call import LegFactory, TwilioCall
 from switchboard.telephony.twilio.media import TwilioMediaPort
 from switchboard.voice.call import StreamingCall
 
@@ -37,10 +37,9 @@ class _Control:
 class MediaLeg:
     call: StreamingCall
     port: TwilioMediaPort
-    socket: MediaSocket
 
     async def run(self) -> None:
-        await self.port.run(self.socket.receive_text)
+        await self.port.run()
 
     async def close(self) -> None:
         await self.call.session.close("stream_closed")
@@ -63,13 +62,12 @@ def voice_leg_factory(settings: Settings, speech: SpeechService) -> LegFactory:
     def stream_speech(text: str, language: str | None, voice: str | None):  # type: ignore[no-untyped-def]
         return speech.stream(text, language=language, voice=voice)
 
-    async def make(socket: MediaSocket, start: StreamStart, call: TwilioCall) -> MediaLeg:
-        port = TwilioMediaPort(socket.send_text, start.stream_sid)
+    async def make(port: TwilioMediaPort, call: TwilioCall) -> MediaLeg:
         session = VoiceSession(port, vad=vad.open(port.sample_rate), pacer=pacer, prompts=prompts,
                                speech=stream_speech)
         streaming = StreamingCall(session, _Control(call), call_id=call.call_id, direction=call.direction,
                                   remote_number=call.remote_number, line_number=call.line_number,
                                   recordings=recordings)
-        return MediaLeg(streaming, port, socket)
+        return MediaLeg(streaming, port)
 
     return make  # type: ignore[return-value]

@@ -9,7 +9,6 @@ is accepted only with a one-time stream token that a signed voice webhook issued
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from switchboard.telephony.twilio import twiml
-from switchboard.telephony.twilio.call import StreamStart
+from switchboard.telephony.twilio.media import MediaStreamError, TwilioMediaPort
 from switchboard.telephony.twilio.models import DialAction, StatusCallback, VoiceRequest
 from switchboard.telephony.twilio.signature import WebhookSigner
 
@@ -29,7 +28,6 @@ log = logging.getLogger(__name__)
 
 XML = "application/xml"
 START_TIMEOUT = 10.0  # seconds a new media WebSocket may take to send `start`
-MAX_MESSAGE = 64 * 1024  # a media message is ~300 bytes; `start` with parameters a few KB
 POLICY_VIOLATION = 1008
 
 
@@ -78,51 +76,25 @@ def build_router(backend: TwilioBackend) -> APIRouter:
     async def media(websocket: WebSocket) -> None:
         await websocket.accept()
         client = websocket.client.host if websocket.client else "?"
+        port = TwilioMediaPort(websocket)
         try:
-            start = await asyncio.wait_for(_read_start(websocket), START_TIMEOUT)
-        except (TimeoutError, WebSocketDisconnect, ValueError) as exc:
+            start = await asyncio.wait_for(port.handshake(), START_TIMEOUT)
+        except (TimeoutError, WebSocketDisconnect, MediaStreamError) as exc:
             log.warning("twilio media stream from %s refused: %s", client, exc or "no start message")
             backend.rejected_streams += 1
             await _close(websocket)
             return
-        call = backend.claim_stream(start.custom.get(twiml.STREAM_TOKEN, ""), start.call_sid)
+        call = backend.claim_stream(start.custom_parameters.get(twiml.STREAM_TOKEN, ""), start.call_sid)
         if call is None:
             log.warning("twilio media stream %s from %s refused: no call announced it (bad or used token)",
                         start.stream_sid, client)
             await _close(websocket)
             return
-        leg = await backend.leg_factory(websocket, start, call)
+        leg = await backend.leg_factory(port, call)
         await call.run_stream(leg)
         await _close(websocket, 1000)
 
     return router
-
-
-async def _read_start(websocket: WebSocket) -> StreamStart:
-    """Skip `connected`, return the `start` message; anything else first is a protocol error."""
-    while True:
-        text = await websocket.receive_text()
-        if len(text) > MAX_MESSAGE:
-            raise ValueError("oversized message before start")
-        try:
-            message = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError("a message that is not JSON") from exc
-        event = message.get("event") if isinstance(message, dict) else None
-        if event == "connected":
-            continue
-        if event != "start" or not isinstance(message.get("start"), dict):
-            raise ValueError(f"expected start, got {event!r}")
-        body = message["start"]
-        fmt = body.get("mediaFormat") or {}
-        custom = body.get("customParameters") or {}
-        if not isinstance(custom, dict):
-            raise ValueError("start.customParameters is not an object")
-        return StreamStart(stream_sid=str(body.get("streamSid") or message.get("streamSid") or ""),
-                           call_sid=str(body.get("callSid", "")), account_sid=str(body.get("accountSid", "")),
-                           encoding=str(fmt.get("encoding", "audio/x-mulaw")),
-                           sample_rate=int(fmt.get("sampleRate", 8000) or 8000),
-                           custom={str(k): str(v) for k, v in custom.items()}, raw=message)
 
 
 async def _close(websocket: WebSocket, code: int = POLICY_VIOLATION) -> None:
