@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from switchboard.telephony.backend import TelephonyBackend
     from switchboard.brain.services import Brain
     from switchboard.speech.service import SpeechService
-    from switchboard.telephony.sim.voice import CallerVoices
+    from switchboard.voice.runtime import VoiceRuntime
 
 log = logging.getLogger(__name__)
 
@@ -77,26 +77,47 @@ def build_engine(settings: Settings, *, speech: "SpeechService | None" = None,
     return FlowEngine(services)
 
 
-def build_caller_voices(speech: "SpeechService") -> "CallerVoices":
-    """English callers speak with Piper (Whisper hears it well); others with the configured TTS."""
-    from switchboard.speech.tts.piper import PiperTTS
-    from switchboard.telephony.sim.voice import CallerVoices
+def build_voice(settings: Settings, speech: "SpeechService") -> "VoiceRuntime":
+    """The voice layer every streamed call of this process shares: one VAD model (batched), one
+    pacer, the built prompt files, the TTS stream, the recordings writer."""
+    from switchboard.speech.registry import build_vad_provider
+    from switchboard.voice.pacing import Pacer
+    from switchboard.voice.prompts import PromptLibrary
+    from switchboard.voice.recordings import RecordingKeeper
+    from switchboard.voice.runtime import VoiceRuntime
 
-    return CallerVoices(voices={"en": PiperTTS(), "*": speech.tts}, make_vad=speech.vad)
+    def stream_speech(text: str, language: str | None, voice: str | None):  # type: ignore[no-untyped-def]
+        return speech.stream(text, language=language, voice=voice)
+
+    return VoiceRuntime(vad=build_vad_provider(settings), pacer=Pacer(lead=settings.voice_jitter_ms / 1000.0),
+                        prompts=PromptLibrary(settings.prompts_wav_dir), speech=stream_speech,
+                        recordings=RecordingKeeper(settings.recordings_dir))
 
 
-def build_network(settings: Settings, *, speech: "SpeechService | None" = None) -> SimNetwork:
-    return SimNetwork(origination_timeout=float(settings.origination_timeout),
-                      caller_voice=build_caller_voices(speech) if speech is not None else None)
+def build_network(settings: Settings, *, speech: "SpeechService | None" = None,
+                  voice: "VoiceRuntime | None" = None) -> SimNetwork:
+    from switchboard.telephony.sim.backend import build_network as sim_network
+
+    if speech is not None and voice is None:
+        voice = build_voice(settings, speech)
+    return sim_network(settings, speech=speech, voice=voice)
 
 
 def run_simulation(settings: Settings, scenario: Scenario, caller: CallerFile, *, inbound: bool = False,
                    audio: bool = False, virtual: bool = True) -> CallContext:
     speech = build_speech(settings) if audio else None
     engine = build_engine(settings, speech=speech)
-    network = build_network(settings, speech=speech)
-    coro = simulate(engine, network, scenario, caller, inbound=inbound)
-    return run_virtual(coro) if virtual else asyncio.run(coro)
+
+    async def run() -> CallContext:
+        voice = build_voice(settings, speech) if speech is not None else None
+        try:
+            return await simulate(engine, build_network(settings, speech=speech, voice=voice), scenario, caller,
+                                  inbound=inbound)
+        finally:
+            if voice is not None:
+                await voice.aclose()
+
+    return run_virtual(run()) if virtual else asyncio.run(run())
 
 
 def run_flow_tests(settings: Settings, files: list[Path], scenarios_dir: Path) -> list[FlowTestResult]:
@@ -137,61 +158,20 @@ class Node:
 
 
 def build_backend(settings: Settings, *, speech: "SpeechService | None", demo: list | None = None,
-                  registry: ScenarioRegistry | None = None) -> "TelephonyBackend":
-    """The telephony backend named by TELEPHONY_BACKEND."""
-    if settings.telephony_backend == "sim":
-        from switchboard.telephony.sim.backend import SimBackend
-        from switchboard.telephony.sim.script import CallerScript
+                  registry: ScenarioRegistry | None = None, voice: "VoiceRuntime | None" = None) -> "TelephonyBackend":
+    """The telephony backend named by TELEPHONY_BACKEND (see `telephony.registry`)."""
+    from switchboard.telephony.registry import BackendDeps
+    from switchboard.telephony.registry import build_backend as build_named
 
-        from switchboard.demo import demo_contact_for
-        from switchboard.phones import try_normalize
-
-        network = build_network(settings, speech=speech)
-        people = {}
-        for p in demo or []:
-            parsed = try_normalize(p.phone, settings.default_region)
-            people[parsed.e164 if parsed else p.phone] = p
-
-        def script(number: str, variables: dict[str, str]) -> CallerScript:
-            # Demo contacts behave as generated; any other number (imported contacts, an external
-            # panel's batch) gets a behaviour derived from the number, so runs are repeatable.
-            person = people.get(number) or demo_contact_for(number)
-            scenario = registry.get(variables.get("SWITCHBOARD_SCENARIO", "")) if registry else None
-            language = (scenario.spec.stt.language or scenario.spec.language) if scenario else None
-            return person.script(language)
-
-        return SimBackend(network=network, default_script=script)
-    if settings.telephony_backend == "asterisk":
-        from switchboard.telephony.asterisk.backend import AsteriskBackend
-
-        async def synthesize(text: str, language: str | None, voice: str | None):  # type: ignore[no-untyped-def]
-            if speech is None:
-                raise RuntimeError("the Asterisk backend speaks text through TTS: build it with speech")
-            return await speech.synthesize(text, language=language, voice=voice)
-
-        def stream_speech(text: str, language: str | None, voice: str | None):  # type: ignore[no-untyped-def]
-            assert speech is not None
-            return speech.stream(text, language=language, voice=voice)
-
-        # converse steps stream over externalMedia: VAD endpointing on caller frames, TTS sent as
-        # it is synthesized, barge-in.
-        return AsteriskBackend.from_settings(settings, synthesize=synthesize,
-                                             make_vad=speech.vad if speech is not None else None,
-                                             stream_speech=stream_speech if speech is not None else None)
-    if settings.telephony_backend == "twilio":
-        from switchboard.telephony.twilio.backend import TwilioBackend
-        from switchboard.telephony.twilio.config import TwilioConfig
-        from switchboard.telephony.twilio.legs import voice_leg_factory
-
-        if speech is None:
-            raise RuntimeError("the Twilio backend streams speech: build it with speech")
-        return TwilioBackend(TwilioConfig.from_settings(settings), leg_factory=voice_leg_factory(settings, speech))
-    raise ValueError(f"TELEPHONY_BACKEND={settings.telephony_backend!r} is not available "
-                     "(choose sim, asterisk or twilio)")
+    if voice is None and speech is not None:
+        voice = build_voice(settings, speech)
+    return build_named(settings.telephony_backend, BackendDeps(settings, speech=speech, voice=voice,
+                                                               scenarios=registry, demo=list(demo or [])))
 
 
 async def build_node(settings: Settings, *, speech: "SpeechService | None" = None, demo: list | None = None,
-                     virtual_clock: bool = False, backend: "TelephonyBackend | None" = None) -> Node:
+                     virtual_clock: bool = False, backend: "TelephonyBackend | None" = None,
+                     voice: "VoiceRuntime | None" = None) -> Node:
     from switchboard.dialer.abandon import AbandonTracker
     from switchboard.dialer.alerts import sms_alerter_from_settings
     from switchboard.dialer.compliance import Compliance, CompliancePolicy
@@ -223,7 +203,7 @@ async def build_node(settings: Settings, *, speech: "SpeechService | None" = Non
                           company=settings.company)
     dialer = Dialer(
         settings=settings, panel=panel, store=store, outbox=outbox, registry=registry, engine=engine,
-        backend=backend or build_backend(settings, speech=speech, demo=demo, registry=registry),
+        backend=backend or build_backend(settings, speech=speech, demo=demo, registry=registry, voice=voice),
         limiter=build_limiter(settings, virtual_clock=virtual_clock),
         compliance=Compliance(CompliancePolicy.from_settings(settings), store.dnc.contains),
         health=health,
@@ -286,7 +266,8 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
         await speech.warm_up()
     external = bool(settings.panel_base_url)
     people = [] if external else demo_contacts(contacts, seed=int(clock.now().timestamp()) % 100000)
-    node = await build_node(settings, speech=speech, demo=people, virtual_clock=virtual_clock)
+    voice = build_voice(settings, speech) if speech is not None else None
+    node = await build_node(settings, speech=speech, demo=people, virtual_clock=virtual_clock, voice=voice)
     operators = [Operator(o.phone, o.id) for o in DEFAULT_OPERATORS]
     node.engine.services.operators.set_roster(None, "outbound", operators)
     node.engine.services.operators.set_roster(None, "inbound", operators)
@@ -316,6 +297,8 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
             await node.dialer.run(until_idle=True)
     finally:
         await node.close()
+        if voice is not None:
+            await voice.aclose()
     console.print("results: " + ", ".join(f"{k}={v}" for k, v in sorted(tally.items())), highlight=False)
     return 0
 
@@ -324,8 +307,11 @@ def run_main(settings: Settings, console: Console, *, contacts: int | None = Non
              audio: bool | None = None) -> int:
     count = contacts if contacts is not None else settings.demo_contacts
     use_audio = settings.sim_audio if audio is None else audio
-    virtual = not wall_clock and settings.sim_virtual_clock and settings.telephony_backend == "sim"
-    if settings.telephony_backend != "sim":
+    from switchboard.telephony.registry import backend_spec
+
+    simulated = backend_spec(settings.telephony_backend).simulated
+    virtual = not wall_clock and settings.sim_virtual_clock and simulated
+    if not simulated:
         return asyncio.run(serve(settings, console))
     coro = demo_campaign(settings, console, contacts=count, audio=use_audio, virtual_clock=virtual)
     if not virtual:
@@ -352,38 +338,33 @@ async def serve(settings: Settings, console: Console) -> int:
 
     from switchboard.panel.server import create_panel_app
 
-    if settings.telephony_backend == "twilio":
-        from switchboard.telephony.twilio.config import TwilioConfig, TwilioConfigError
+    from switchboard.telephony.registry import BackendDeps, BackendStartError, backend_spec
 
+    spec = backend_spec(settings.telephony_backend)
+    if spec.configure is not None:
         try:
-            TwilioConfig.from_settings(settings)
-        except TwilioConfigError as exc:
+            settings = spec.configure(settings)
+        except BackendStartError as exc:
             console.print(f"[red]{exc}[/red]")
             return 1
-        if not settings.outbound_numbers:  # Twilio numbers are the outbound lines
-            settings = settings.model_copy(update={"outbound_numbers": settings.twilio_numbers})
     speech = build_speech(settings)
     await speech.warm_up()
-    if settings.telephony_backend == "twilio":
-        await build_streamed_prompts(settings, console)
-    node = await build_node(settings, speech=speech)
+    voice = build_voice(settings, speech)
+    node = await build_node(settings, speech=speech, voice=voice)
     await seed_static_contacts(node)
-    if settings.telephony_backend == "asterisk" and settings.prompts_sync_on_start:
-        from switchboard.telephony.asterisk.prompts import PromptPermissionError, prepare_prompts
-
+    if spec.prepare is not None:
         try:
-            await prepare_prompts(settings, synthesize=lambda t, lang, v: speech.synthesize(t, language=lang, voice=v),
-                                  scenarios=node.registry.all())
-        except PromptPermissionError as exc:
+            await spec.prepare(BackendDeps(settings, speech=speech, voice=voice, scenarios=node.registry))
+        except BackendStartError as exc:
             console.print(f"[red]{exc}[/red]")
             await node.close()
+            await voice.aclose()
             return 1
     brain = node.engine.services.extras.get("brain")
     app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names, dialer=node.dialer,
                            routers=[brain.router()] if brain is not None else [])
-    webhooks = getattr(node.dialer.backend, "router", None)
-    if webhooks is not None:  # e.g. /twilio/*: signed by the carrier, not behind the panel's token
-        app.include_router(webhooks())
+    if spec.routes is not None:  # e.g. /twilio/*: signed by the carrier, not behind the panel's token
+        app.include_router(spec.routes(node.dialer.backend))
     if settings.metrics_enabled:
         from switchboard.observability.metrics import asgi_app
 
@@ -408,26 +389,11 @@ async def serve(settings: Settings, console: Console) -> int:
     console.print("stopping: no new calls; waiting for calls in progress ...")
     server.should_exit = True
     await node.close()
+    await voice.aclose()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     return 0
-
-
-async def build_streamed_prompts(settings: Settings, console: Console) -> None:
-    """Streamed calls play `sound:custom/*` from PROMPTS_WAV_DIR: build what changed in
-    PROMPTS_SRC_DIR first (a no-op when everything is up to date)."""
-    from switchboard.telephony.asterisk.prompts import PromptError, build_prompts, find_sources
-
-    if not find_sources(settings.prompts_src_dir):
-        return
-    try:
-        report = await build_prompts(settings.prompts_src_dir, settings.prompts_wav_dir)
-    except PromptError as exc:
-        console.print(f"[yellow]prompts: {exc}[/yellow]")
-        return
-    if report.failed:
-        console.print(f"[yellow]prompts: {len(report.failed)} failed to build: see `switchboard prompts build`[/yellow]")
 
 
 async def import_contacts_file(settings: Settings, path: Path, campaign: str | None, console: Console) -> int:

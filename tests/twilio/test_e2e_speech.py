@@ -17,11 +17,12 @@ import pytest
 
 pytest.importorskip("switchboard.voice.session", reason="needs the voice layer (VoiceSession, StreamingCall)")
 
-from switchboard.app import build_node, build_streamed_prompts, seed_contacts
+from switchboard.app import build_node, build_voice, seed_contacts
 from switchboard.settings import Settings
 from switchboard.speech import audio as A
 from switchboard.speech.service import SpeechService
 from switchboard.speech.tts.piper import PiperTTS
+from switchboard.telephony.twilio.backend import build_stream_prompts
 from switchboard.telephony.twilio.legs import voice_leg_factory
 from tests.twilio.double import Callee, DoubleCall, Operator
 from tests.twilio.harness import ACCOUNT_SID, AUTH_TOKEN, NUMBERS, PUBLIC, start_harness
@@ -72,17 +73,17 @@ class Rig:
         self.speech = speech
 
     async def __aenter__(self) -> Rig:
-        from rich.console import Console
-
-        await build_streamed_prompts(self.settings, Console(quiet=True))
-        self.h = await start_harness(voice_leg_factory(self.settings, self.speech))
-        self.node = await build_node(self.settings, speech=self.speech, backend=self.h.backend)
+        await build_stream_prompts(self.settings)
+        self.voice = build_voice(self.settings, self.speech)
+        self.h = await start_harness(voice_leg_factory(self.voice))
+        self.node = await build_node(self.settings, speech=self.speech, backend=self.h.backend, voice=self.voice)
         await self.node.deliverer.start()
         await self.node.dialer.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.node.close()
+        await self.voice.aclose()
         await self.h.double.close()
         self.h.server.should_exit = True
         await asyncio.wait_for(self.h.serve, 10)

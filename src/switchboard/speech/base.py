@@ -112,3 +112,7 @@ class VadProvider(Protocol):
     name: str
 
     def open(self, sample_rate: int) -> VadStream: ...
+
+    async def aclose(self) -> None:
+        """Release the shared model (the process is stopping)."""
+        ...

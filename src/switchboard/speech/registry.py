@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 
 from switchboard.settings import Settings
-from switchboard.speech.base import STT, TTS, VAD
+from switchboard.speech.base import STT, TTS, VAD, VadProvider
 from switchboard.speech.cache import CachedTTS
 from switchboard.speech.fallback import FallbackTTS
 from switchboard.speech.vad.endpointer import EndpointSettings
@@ -130,4 +130,20 @@ def build_vad(settings: Settings, sample_rate: int = 8000) -> VAD:
         from switchboard.speech.vad.webrtc import WebRtcVAD
 
         return WebRtcVAD(sample_rate, settings=endpoint)
+    raise ValueError(f"unknown VAD provider {name!r}; choose silero or webrtc")
+
+
+def build_vad_provider(settings: Settings) -> VadProvider:
+    """The process-wide VAD for streamed calls: Silero shared by every call and evaluated in batches
+    (`speech.vad.batch`), or WebRTC's light detector decided inline per call."""
+    endpoint = EndpointSettings(min_speech=settings.vad_min_speech, end_silence=settings.vad_end_silence)
+    name = settings.vad_provider.lower()
+    if name == "silero":
+        from switchboard.speech.vad.batch import SileroBatch
+
+        return SileroBatch(settings=endpoint, period=settings.vad_batch_ms / 1000.0)
+    if name == "webrtc":
+        from switchboard.speech.vad.stream import WebRtcVadProvider
+
+        return WebRtcVadProvider(endpoint)
     raise ValueError(f"unknown VAD provider {name!r}; choose silero or webrtc")

@@ -40,6 +40,9 @@ class Pacer:
 
     def discard(self, talker: Talker) -> None:
         self._talkers.pop(id(talker), None)
+        if not self._talkers and self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()  # nobody is talking: no tick at all
+            self._task = None
 
     @property
     def talking(self) -> int:
@@ -63,7 +66,8 @@ class Pacer:
                     if not talker.pace(now):
                         self._talkers.pop(key, None)
         finally:
-            self._task = None
+            if self._task is asyncio.current_task():
+                self._task = None
 
     async def aclose(self) -> None:
         self._talkers.clear()

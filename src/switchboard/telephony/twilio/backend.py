@@ -15,6 +15,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
@@ -32,6 +33,10 @@ from switchboard.telephony.twilio.models import (
     is_machine,
 )
 from switchboard.telephony.twilio.rest import TwilioApiError, TwilioRest
+
+if TYPE_CHECKING:
+    from switchboard.settings import Settings
+    from switchboard.telephony.registry import BackendDeps
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +75,16 @@ class TwilioBackend:
         self._stopping = False
         self.rejected_inbound = 0
         self.rejected_streams = 0
+
+    @classmethod
+    def from_deps(cls, deps: BackendDeps) -> TwilioBackend:
+        """The backend `TELEPHONY_BACKEND=twilio` runs: its calls stream on the process's voice runtime."""
+        from switchboard.telephony.registry import BackendStartError
+        from switchboard.telephony.twilio.legs import voice_leg_factory
+
+        if deps.voice is None:
+            raise BackendStartError("TELEPHONY_BACKEND=twilio streams speech: build it with the voice layer")
+        return cls(TwilioConfig.from_settings(deps.settings), leg_factory=voice_leg_factory(deps.voice))
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def start(self, on_inbound: InboundHandler | None = None) -> None:
@@ -261,6 +276,33 @@ class TwilioBackend:
             return
         if cb.call_status == "in-progress":
             call.operator_answered(token)
+
+
+def configure(settings: Settings) -> Settings:
+    """Settings checked before anything is built (a missing or malformed TWILIO_* setting is a
+    `TwilioConfigError` naming it); without OUTBOUND_NUMBERS, the Twilio numbers are the outbound lines."""
+    TwilioConfig.from_settings(settings)
+    if not settings.outbound_numbers:
+        settings = settings.model_copy(update={"outbound_numbers": settings.twilio_numbers})
+    return settings
+
+
+async def build_stream_prompts(settings: Settings) -> None:
+    """Streamed calls play `sound:custom/*` from PROMPTS_WAV_DIR: build what changed in
+    PROMPTS_SRC_DIR first (a no-op when everything is up to date). A prompt that fails to build is
+    logged, not fatal: the calls that use it fail with a `CallFailed` naming the file."""
+    from switchboard.telephony.asterisk.prompts import PromptError, build_prompts, find_sources
+
+    if not find_sources(settings.prompts_src_dir):
+        return
+    try:
+        report = await build_prompts(settings.prompts_src_dir, settings.prompts_wav_dir)
+    except PromptError as exc:
+        log.warning("prompts: %s", exc)
+        return
+    if report.failed:
+        log.warning("prompts: %d failed to build (see `switchboard prompts build`): %s", len(report.failed),
+                    "; ".join(reason for _, reason in report.failed))
 
 
 def _mask(number: str) -> str:

@@ -6,10 +6,12 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from switchboard.telephony.registry import BackendStartError
+
 MACHINE_DETECTION_MODES = ("Enable", "DetectMessageEnd")
 
 
-class TwilioConfigError(ValueError):
+class TwilioConfigError(BackendStartError, ValueError):
     """TELEPHONY_BACKEND=twilio cannot start: the message names the settings to fix."""
 
 
