@@ -351,6 +351,7 @@ class TwilioDouble:
         self.callees: dict[str, Callee] = {}
         self.operators: dict[str, Operator] = {}
         self.default_callee = Callee()
+        self.redirect_before_answer = False  # a call update's TwiML takes effect before the REST answer
         self.webhook_log: list[tuple[str, int]] = []  # (url, status) of every webhook sent
         self.rest_log: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, form)
         self.new_call = asyncio.Condition()
@@ -706,6 +707,9 @@ class TwilioDouble:
                     return _error(400, 21220, "Call is not in-progress. Cannot redirect.")
                 call._pending_twiml = str(document)
                 call._interrupt.set()
+                if self.redirect_before_answer and call.streams:
+                    # Twilio may act on the redirect (stop the stream) before its answer arrives.
+                    await asyncio.wait_for(call.streams[-1].closed.wait(), 10)
             return JSONResponse(self._resource(call))
 
         return app

@@ -248,6 +248,18 @@ async def test_transfer_answered_dials_with_the_customer_s_caller_id(h) -> None:
     assert ET.fromstring(dcall.twiml_log[-1]).find("Hangup") is not None
 
 
+async def test_a_stream_stopped_before_twilio_answers_the_redirect_is_not_a_hang_up(h) -> None:
+    """Twilio may stop the media stream for `<Dial>` before its answer to our call update arrives."""
+    h.double.redirect_before_answer = True
+    h.double.operators[OPERATOR] = Operator(after=0.3, talk=0.5)
+    call, dcall = await _answered_call(h)
+    outcome = await call.transfer(OPERATOR, caller_id=CUSTOMER, timeout=20)
+    assert dcall.streams[0].closed.is_set()
+    assert outcome.answered and not call.hung_up
+    assert await call.wait_for_hangup(10)  # the operator hangs up: the <Dial> action ends the call
+    await dcall.wait_ended()
+
+
 async def test_transfer_nobody_answers_resumes_the_flow_on_a_new_stream(h) -> None:
     h.double.operators[OPERATOR] = Operator(answer="no-answer")
     h.double.operators["+14155550198"] = Operator(answer="busy")

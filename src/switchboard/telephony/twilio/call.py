@@ -190,18 +190,26 @@ class TwilioCall:
             operator_number, caller_id=caller_id or self.remote_number or self.backend.config.operator_caller_id,
             timeout=timeout, action_url=self.backend.config.url("/twilio/dial" + query),
             answered_url=self.backend.config.url("/twilio/dial/answered" + query))
+        # Twilio leaves <Connect> for <Dial>: the stream's end is the transfer's, not the caller's.
+        # Retired before the update is sent: Twilio may stop the stream before its REST answer
+        # reaches us, and that `stop` must not read as the caller hanging up.
+        leg = self._leg
+        if leg is not None:
+            self._retired.append(leg)
         try:
             await self.backend.rest.update_call(self.call_sid, twiml=document)
         except TwilioApiError as exc:
             self._transfer = None
             self.backend.forget_dial_token(token)
             log.warning("call %s: transfer to %s failed: %s", self.call_id, operator_number, exc.message)
+            if leg is not None:
+                self._retired = [r for r in self._retired if r is not leg]
+                if self._leg is not leg:  # the stream ended meanwhile, and not for a transfer
+                    self.far_end_gone("stream_stopped")
             if self.hung_up:
                 raise CallerHangup(self.hangup_signal.cause) from exc
             return TransferResult(False, operator_number, "failed")
-        # Twilio now leaves <Connect>: the stream's end is ours, not the caller's.
-        if self._leg is not None:
-            self._retired.append(self._leg)
+        if leg is not None and self._leg is leg:
             self._leg = None
             self._leg_ready.clear()
         try:
