@@ -55,7 +55,9 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> SpeechService:
 class Rig:
     """One scenario on Switchboard's production composition (`build_node`) over the Twilio double."""
 
-    def __init__(self, tmp: Path, speech: SpeechService, scenario: str, *, english: bool = False) -> None:
+    def __init__(self, tmp: Path, speech: SpeechService, scenario: str, *, english: bool = False,
+                 machine_detection: str = "") -> None:
+        self.machine_detection = machine_detection
         scenarios = tmp / "scenarios"
         scenarios.mkdir()
         text = (ROOT / "scenarios" / f"{scenario}.yaml").read_text()
@@ -77,7 +79,7 @@ class Rig:
     async def __aenter__(self) -> Rig:
         await build_stream_prompts(self.settings)
         self.voice = build_voice(self.settings, self.speech)
-        self.h = await start_harness(voice_leg_factory(self.voice))
+        self.h = await start_harness(voice_leg_factory(self.voice), machine_detection=self.machine_detection)
         self.node = await build_node(self.settings, speech=self.speech, backend=self.h.backend, voice=self.voice)
         await self.node.deliverer.start()
         await self.node.dialer.start()
@@ -172,11 +174,7 @@ async def test_caller_hangs_up_during_the_greeting(tmp_path, speech) -> None:
 
 
 async def test_answering_machine_is_missed(tmp_path, speech) -> None:
-    rig = Rig(tmp_path, speech, "salehi_language", english=True)
-    rig.settings = rig.settings.model_copy(update={"twilio_machine_detection": "Enable"})
-    async with rig:
-        rig.h.backend.config = rig.h.backend.config.__class__(**{  # the harness built it; AMD on
-            f: getattr(rig.h.backend.config, f) for f in rig.h.backend.config.__slots__} | {"machine_detection": "Enable"})
+    async with Rig(tmp_path, speech, "salehi_language", english=True, machine_detection="Enable") as rig:
         row, dcall = await rig.call_out(None, Callee(answer="machine"))
         assert row.result == "missed" and row.reason == "answered_by:machine_start"
         assert not dcall.streams

@@ -31,9 +31,9 @@ from switchboard.telephony.call import (
     TransferResult,
 )
 from switchboard.telephony.twilio import twiml
-from switchboard.voice.call import STREAMED
 from switchboard.telephony.twilio.models import transfer_reason
 from switchboard.telephony.twilio.rest import TwilioApiError
+from switchboard.voice.call import STREAMED
 
 if TYPE_CHECKING:
     from switchboard.telephony.twilio.backend import TwilioBackend
