@@ -296,3 +296,20 @@ async def test_dtmf_reaches_the_call(h) -> None:
     recording = await pending
     assert recording.dtmf == "7"
     await call.hangup()
+
+
+async def test_switchboard_run_names_a_missing_twilio_setting_and_exits(tmp_path) -> None:
+    """`TELEPHONY_BACKEND=twilio switchboard run` checks its settings before loading anything."""
+    import sys
+    from pathlib import Path
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TELEPHONY_BACKEND": "twilio",
+           "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_NUMBERS": ",".join(NUMBERS), "DATA_DIR": str(tmp_path / "data")}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "switchboard.cli", "run",
+                                                cwd=Path(__file__).resolve().parents[2], env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    text = " ".join(out.decode().split())
+    assert proc.returncode == 1, text
+    assert "TWILIO_AUTH_TOKEN" in text and "TWILIO_PUBLIC_BASE_URL" in text and "TWILIO_NUMBERS" not in text
+    assert not (tmp_path / "data").exists()  # nothing was built
