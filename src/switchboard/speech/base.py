@@ -33,6 +33,7 @@ class Transcript:
     language: str | None = None
     confidence: float | None = None
     latency: float = 0.0  # seconds spent transcribing
+    queued: float = 0.0  # seconds waiting for a slot of the shared STT pool before that
 
 
 @runtime_checkable

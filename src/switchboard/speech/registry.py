@@ -1,7 +1,8 @@
 """Speech providers by name, built from `Settings`. Adding a provider is one module plus one entry
 here; nothing else changes.
 
-Offline: `whisper` (STT), `espeak` / `piper` (TTS), `silero` / `webrtc` (VAD).
+Offline: `whisper`, `moonshine` (English; per language with STT_PROVIDER_EN) (STT), `espeak` / `piper`
+(TTS), `silero` / `webrtc` (VAD).
 Cloud: `vira`, `openai` (STT and TTS), `elevenlabs` (TTS). A cloud TTS is backed by eSpeak so a
 provider outage degrades the voice, not the call.
 """
@@ -45,9 +46,16 @@ def _openai_stt(s: Settings) -> STT:
                      model=s.openai_stt_model, attempts=s.speech_http_retries)
 
 
+def _moonshine(s: Settings) -> STT:
+    from switchboard.speech.stt.moonshine import MoonshineSTT
+
+    return MoonshineSTT(max_parallel=s.max_parallel_stt)
+
+
 STT_PROVIDERS: dict[str, Callable[[Settings], STT]] = {
-    "whisper": _whisper, "vira": _vira_stt, "openai": _openai_stt,
+    "whisper": _whisper, "vira": _vira_stt, "openai": _openai_stt, "moonshine": _moonshine,
 }
+ENGLISH_ONLY_STT = ("moonshine",)
 
 
 def _espeak(s: Settings) -> TTS:
@@ -103,6 +111,27 @@ def build_stt(settings: Settings) -> STT:
     if name not in STT_PROVIDERS:
         raise _unknown("STT", name, STT_PROVIDERS)  # type: ignore[arg-type]
     return STT_PROVIDERS[name](settings)
+
+
+def build_stt_by_language(settings: Settings) -> dict[str, STT]:
+    """STT providers chosen per caller language (`STT_PROVIDER_EN=moonshine`, ...); a language
+    without its own setting uses STT_PROVIDER. An English-only provider for another language is a
+    configuration error, named at start."""
+    chosen = {"en": settings.stt_provider_en, "fa": settings.stt_provider_fa, "ar": settings.stt_provider_ar}
+    out: dict[str, STT] = {}
+    built: dict[str, STT] = {}
+    for language, name in chosen.items():
+        name = name.strip().lower()
+        if not name or name == settings.stt_provider.lower():
+            continue
+        if name not in STT_PROVIDERS:
+            raise _unknown(f"STT_PROVIDER_{language.upper()}", name, STT_PROVIDERS)  # type: ignore[arg-type]
+        if name in ENGLISH_ONLY_STT and language != "en":
+            raise ValueError(f"STT_PROVIDER_{language.upper()}={name}: {name} understands English only")
+        if name not in built:
+            built[name] = STT_PROVIDERS[name](settings)
+        out[language] = built[name]
+    return out
 
 
 def build_tts(settings: Settings) -> TTS:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -237,13 +238,13 @@ class SileroBatch:
 
     async def _ticks(self) -> None:
         loop = asyncio.get_running_loop()
-        due = loop.time()
+        due = math.floor(loop.time() / self.period + 1e-9) * self.period  # on a grid: see voice.pacing.grid
         try:
             while self._open > 0:
                 due += self.period
                 delay = due - loop.time()
                 if delay < 0:  # fell behind (a long batch): evaluate now, do not try to catch up
-                    due = loop.time()
+                    due = math.floor(loop.time() / self.period + 1e-9) * self.period
                     delay = 0.0
                 await asyncio.sleep(delay)
                 await self.evaluate()

@@ -9,17 +9,25 @@ reached as it is sent (the voice layer also waits out its own playout schedule).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from switchboard.telephony.asterisk.rtp import RtpEndpoint
+from switchboard.telephony.call import HangupSignal
 from switchboard.voice.port import AudioPort, AudioSink
 
-if TYPE_CHECKING:
-    from switchboard.telephony.asterisk.session import AriCall
+
+class MediaSignals(Protocol):
+    """What the port needs from the call's signalling (`AriCall` provides it)."""
+
+    hangup_signal: HangupSignal
+
+    def add_dtmf_listener(self, listener: Callable[[str], None]) -> Callable[[], None]: ...
+
+    async def drop_leg(self, channel_id: str) -> None: ...
 
 
 class AriMediaPort(AudioPort):
-    def __init__(self, call: AriCall, channel_id: str, endpoint: RtpEndpoint) -> None:
+    def __init__(self, call: MediaSignals, channel_id: str, endpoint: RtpEndpoint) -> None:
         self.call = call
         self.channel_id = channel_id
         self.endpoint = endpoint

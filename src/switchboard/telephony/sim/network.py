@@ -38,6 +38,7 @@ class SimNetwork:
         return self.operators.get(number)
 
     _media_clock: Pacer | None = None
+    _prompts: object = None  # the simulator's prompt source (StandInPrompts), made with the clock
 
     @property
     def audio(self) -> bool:
@@ -58,11 +59,11 @@ class SimNetwork:
         assert self.voice is not None and self.caller_voices is not None
         if self._media_clock is None:
             self._media_clock = Pacer(lead=0.0)  # the far ends' 20 ms clock, shared by every caller
+            self._prompts = StandInPrompts(self.voice.prompts, self.timings.prompt_seconds)
         port = SimCallerPort(call, self.caller_voices, self._media_clock)
         return self.voice.call(port, call, call_id=call.call_id, direction=call.direction,
                                remote_number=call.remote_number, line_number=call.line_number,
-                               language=call.script.language,
-                               prompts=StandInPrompts(self.voice.prompts, self.timings.prompt_seconds))
+                               language=call.script.language, prompts=self._prompts)
 
     async def dial(self, script: CallerScript, *, line: str | None = None,
                    timeout: float | None = None) -> tuple[DialOutcome, Call | None]:
