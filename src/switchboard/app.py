@@ -382,13 +382,19 @@ async def serve(settings: Settings, console: Console) -> int:
 
     from switchboard.telephony.registry import BackendDeps, BackendStartError, backend_spec
 
+    spec = backend_spec(settings.telephony_backend)
+    if spec.configure is not None:
+        try:
+            settings = spec.configure(settings)
+        except BackendStartError as exc:
+            console.print(f"[red]{exc}[/red]")
+            return 1
     speech = build_speech(settings)
     await speech.warm_up()
     voice = build_voice(settings, speech)
     await voice.warm_up()
     node = await build_node(settings, speech=speech, voice=voice)
     await seed_static_contacts(node)
-    spec = backend_spec(settings.telephony_backend)
     if spec.prepare is not None:
         try:
             await spec.prepare(BackendDeps(settings, speech=speech, voice=voice, scenarios=node.registry))
@@ -405,6 +411,8 @@ async def serve(settings: Settings, console: Console) -> int:
     app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names, node=link,
                            console=settings.console_enabled, llm=brain.llm if brain is not None else None,
                            routers=[brain.router()] if brain is not None else [])
+    if spec.routes is not None:  # e.g. /twilio/*: signed by the carrier, not behind the panel's auth
+        app.include_router(spec.routes(node.dialer.backend))
     server = uvicorn.Server(uvicorn.Config(app, host=settings.panel_host, port=settings.panel_port,
                                            log_level="warning", lifespan="off", timeout_graceful_shutdown=2))
     stop = asyncio.Event()
