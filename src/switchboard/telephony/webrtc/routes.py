@@ -1,0 +1,136 @@
+"""HTTP routes of browser calls, served by the panel server: the `/call` page, call tokens, offers.
+
+* `GET /call` — the page (plain HTML + JS from `web/templates/call.html`, `web/static/call.*`).
+* `GET /api/v1/calls/targets` — the scenarios and personas this caller may call, the ICE servers.
+* `POST /api/v1/calls/token` — `{scenario | persona, language?}` -> a single-use call token.
+* `POST /api/v1/webrtc/offer` — `{token, sdp, type: offer}` -> `{sdp, type: answer, call_id}`.
+
+Who may mint a token: anyone the panel authenticates (`authenticate(request)` returns a name), for
+any target on offer; anyone at all for the targets listed in `WEBRTC_PUBLIC_TARGETS` (a "Call us"
+button on a public page), rate limited per client address. The offer needs nothing but the token,
+so a page can be served from anywhere that can reach us.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from switchboard.telephony.webrtc.backend import Busy, WebRTCBackend
+from switchboard.telephony.webrtc.peer import MAX_SDP, IceConfig, OfferError
+from switchboard.telephony.webrtc.targets import CallTargets
+from switchboard.telephony.webrtc.tokens import CallScope, CallTokens, RateLimited, TokenError
+
+log = logging.getLogger(__name__)
+
+Authenticate = Callable[[Request], Awaitable["str | None"]]
+"""The caller's name when the panel authenticates the request, else None (never raises)."""
+
+STATIC = {"call.js": "text/javascript", "call.css": "text/css"}
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scenario: str | None = Field(None, min_length=1, max_length=100)
+    persona: str | None = Field(None, min_length=1, max_length=100)
+    language: str | None = Field(None, pattern=r"^[a-z]{2}$")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TokenRequest:
+        if (self.scenario is None) == (self.persona is None):
+            raise ValueError("name exactly one of `scenario` or `persona`")
+        return self
+
+
+class TokenOut(BaseModel):
+    token: str
+    expires_in: float
+    kind: Literal["scenario", "persona"]
+    name: str
+
+
+class OfferRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=1, max_length=200)
+    sdp: str = Field(min_length=1, max_length=MAX_SDP)
+    type: Literal["offer"] = "offer"
+
+
+class AnswerOut(BaseModel):
+    sdp: str
+    type: str
+    call_id: str
+
+
+def _asset(path: str) -> str:
+    return (resources.files("switchboard") / "web" / path).read_text(encoding="utf-8")
+
+
+def build_router(backend: WebRTCBackend, targets: CallTargets, tokens: CallTokens, *,
+                 authenticate: Authenticate, ice: IceConfig | None = None) -> APIRouter:
+    router = APIRouter(tags=["browser calls"])
+    page_ice = (ice or IceConfig()).for_page()
+
+    @router.get("/call", response_class=HTMLResponse, include_in_schema=False)
+    async def call_page() -> HTMLResponse:
+        return HTMLResponse(_asset("templates/call.html"), headers={"Cache-Control": "no-store"})
+
+    @router.get("/call/static/{name}", include_in_schema=False)
+    async def call_static(name: str) -> Response:
+        if name not in STATIC:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such file")
+        return Response(_asset(f"static/{name}"), media_type=STATIC[name], headers={"Cache-Control": "no-cache"})
+
+    @router.get("/api/v1/calls/targets")
+    async def list_targets(request: Request) -> dict[str, object]:
+        who = await authenticate(request)
+        return {"signed_in": who is not None, "caller": who,
+                "targets": [t.as_dict() for t in targets.visible(signed_in=who is not None)],
+                "ice_servers": page_ice, "active_calls": len(backend.active), "max_calls": backend.max_calls}
+
+    @router.post("/api/v1/calls/token", response_model=TokenOut, status_code=status.HTTP_201_CREATED)
+    async def mint_token(body: TokenRequest, request: Request) -> TokenOut:
+        kind: Literal["scenario", "persona"] = "scenario" if body.scenario else "persona"
+        name = body.scenario or body.persona or ""
+        who = await authenticate(request)
+        target = targets.find(kind, name)
+        if who is None and (target is None or not targets.is_public(kind, name)):
+            # Same answer for "no such target" and "not public": strangers learn nothing.
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in (or send a bearer token) to call this",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if target is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {kind} named {name!r} takes browser calls")
+        client = None if who is not None else (request.client.host if request.client else "unknown")
+        try:
+            issued = tokens.mint(CallScope(kind, name, who or "anonymous", body.language), client=client)
+        except RateLimited as exc:
+            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc),
+                                headers={"Retry-After": str(int(exc.retry_after))}) from None
+        return TokenOut(token=issued.token, expires_in=issued.expires_in, kind=kind, name=name)
+
+    @router.post("/api/v1/webrtc/offer", response_model=AnswerOut)
+    async def offer(body: OfferRequest) -> AnswerOut:
+        try:
+            scope = tokens.consume(body.token)
+        except TokenError as exc:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
+        scenario = targets.scenario_for(scope)
+        if scenario is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"{scope.kind} {scope.name!r} no longer takes browser calls")
+        first = scope.name if scope.kind == "persona" else targets.first_persona(scenario)
+        try:
+            answer = await backend.accept(body.sdp, body.type, scope, scenario, persona=first)
+        except OfferError as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+        except Busy as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": "5"}) from None
+        log.info("webrtc: call %s from %s to %s %s", answer.call_id, scope.caller, scope.kind, scope.name)
+        return AnswerOut(sdp=answer.sdp, type=answer.type, call_id=answer.call_id)
+
+    return router
