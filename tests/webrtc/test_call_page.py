@@ -1,0 +1,108 @@
+"""The /call page end to end: `switchboard run` (TELEPHONY_BACKEND=webrtc, offline speech, scripted
+personas) and Debian's Chromium whose fake microphone plays a caller's sentence.
+
+The caller asks for prices: the reception persona greets them, hears it (Silero + Whisper on the
+audio that crossed WebRTC), hands them to sales, whose answer the page receives as audio (measured
+in the page with WebAudio) and as text; Hang up ends the call and its result is shown and stored.
+A second test closes the tab in the middle of the call: the call still ends with a stored result
+and the server keeps nothing of it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, async_playwright
+
+from tests.webrtc.conftest import CHROMIUM, SCREENSHOTS, chromium_args, switchboard_run, until
+
+pytestmark = [pytest.mark.browser, pytest.mark.models]
+
+
+async def open_call_page(browser, base_url: str, query: str = "", token: str | None = None) -> Page:  # type: ignore[no-untyped-def]
+    context = await browser.new_context()
+    if token:
+        await context.add_init_script(f"sessionStorage.setItem('switchboard.token', {token!r})")
+    page = await context.new_page()
+    await page.goto(f"{base_url}/call{query}")
+    await page.wait_for_function("!document.getElementById('call').disabled", timeout=15000)
+    return page
+
+
+async def call_state(page: Page) -> dict:  # type: ignore[type-arg]
+    return await page.evaluate("JSON.parse(JSON.stringify(window.switchboardCall))")
+
+
+async def test_talk_to_reception_get_sales_and_hang_up(tmp_path: Path, caller_sentence_wav: Path,
+                                                        require_chromium: None) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    async with switchboard_run(tmp_path) as sb, async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(caller_sentence_wav))
+        try:
+            page = await open_call_page(browser, sb.base_url, "?scenario=reception", token=sb.token)
+            assert await page.locator("#target").input_value() == "scenario:reception"
+            await page.click("#call")
+            # The greeting arrives as audio, and reception is on the line.
+            await page.wait_for_function("window.switchboardCall.state === 'connected'", timeout=30000)
+            await page.wait_for_function("window.switchboardCall.agentAudio.loudMs > 1000", timeout=30000)
+            await page.wait_for_function("window.switchboardCall.persona === 'reception'", timeout=30000)
+            await page.screenshot(path=str(SCREENSHOTS / "call-reception.png"))
+            # The caller's sentence is heard and transcribed; reception hands over to sales.
+            await page.wait_for_function("window.switchboardCall.handoffs.length > 0", timeout=90000)
+            await page.wait_for_function("window.switchboardCall.persona === 'sales'", timeout=30000)
+            assert await page.locator("#persona").inner_text() == "Omid (sales)"
+            assert "Sara (reception) → Omid (sales)" in await page.locator("#handoffs").inner_text()
+            # Sales answers the question: its words reach the page as audio and as text.
+            await page.wait_for_function(
+                "window.switchboardCall.transcript.some(t => t.speaker === 'agent' && /490 thousand/.test(t.text))",
+                timeout=60000)
+            state = await call_state(page)
+            said = [t["text"] for t in state["transcript"] if t["speaker"] == "caller"]
+            assert any("price" in s.lower() for s in said), state["transcript"]
+            assert state["agentAudio"]["peak"] > 0.05 and state["agentAudio"]["loudMs"] > 4000, state["agentAudio"]
+            assert state["mic"]["peak"] > 0.05  # the meter saw the caller's voice
+            assert state["turns"] and 0 < state["turns"][0]["latency"] < 15000
+            text = await page.locator("#transcript").inner_text()
+            assert "You" in text and "Omid (sales)" in text
+            await page.screenshot(path=str(SCREENSHOTS / "call-sales.png"))
+            await page.click("#hangup")
+            await page.wait_for_function("window.switchboardCall.result !== null", timeout=30000)
+            await page.wait_for_function("window.switchboardCall.state === 'ended'", timeout=15000)
+            assert await page.locator("#result-value").inner_text() == "hangup"
+            await page.screenshot(path=str(SCREENSHOTS / "call-ended.png"))
+        finally:
+            await browser.close()
+        await until(lambda: any(c["result"] for c in sb.stored_calls()), 30)
+        stored = [c for c in sb.stored_calls() if c["phone"].startswith("web:")]
+        assert len(stored) == 1, stored
+        call = stored[0]
+        assert call["direction"] == "inbound" and call["scenario"] == "reception" and call["result"] == "hangup"
+        assert "price" in (call["user_message"] or "").lower()
+        status = await sb.status()
+        assert status["active_calls"] == 0
+
+
+async def test_closing_the_tab_mid_call_ends_it_with_a_result_and_leaves_nothing(
+        tmp_path: Path, caller_sentence_wav: Path, require_chromium: None) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # Anonymous caller: the persona is public ("Call us" on a web page), no token in the page.
+    async with switchboard_run(tmp_path, WEBRTC_PUBLIC_TARGETS="persona:reception") as sb, \
+            async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(caller_sentence_wav))
+        try:
+            page = await open_call_page(browser, sb.base_url, "?persona=reception")
+            options = await page.locator("#target option").all_inner_texts()
+            assert options == ["Sara (reception)"]  # strangers see only public targets
+            await page.click("#call")
+            await page.wait_for_function("window.switchboardCall.agentAudio.loudMs > 1000", timeout=30000)
+            assert (await sb.status())["active_calls"] == 1
+            await page.screenshot(path=str(SCREENSHOTS / "call-before-tab-close.png"))
+            await page.context.close()  # the tab (and its window) goes away mid-call
+        finally:
+            await browser.close()
+        await until(lambda: any(c["result"] for c in sb.stored_calls() if c["phone"] == "web:anonymous"), 30)
+        call = next(c for c in sb.stored_calls() if c["phone"] == "web:anonymous")
+        assert call["result"] == "hangup" and call["scenario"] == "persona.reception"
+        await until(lambda: sb.status(), 5)
+        assert (await sb.status())["active_calls"] == 0
