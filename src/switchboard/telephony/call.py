@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from enum import Enum
+from contextlib import AbstractAsyncContextManager
 from typing import AsyncIterator, Literal, Protocol, runtime_checkable
 
 from switchboard.speech.audio import Audio  # re-exported: the one Audio type lives in speech
@@ -49,6 +50,23 @@ class DialOutcome(str, Enum):
     UNREACHABLE = "unreachable"
     CONGESTION = "congestion"
     FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class CallCapabilities:
+    """What a call can do beyond the protocol's basics, declared by its backend so that steps read
+    it instead of probing for methods.
+
+    `audio` says how turns travel: "text" (the simulator's text mode hands over words), "files" (a
+    PBX plays and records files), "stream" (audio frames both ways through a `VoiceSession`).
+    `stream_on_request`: the call offers `streaming()`, an async context manager inside which its
+    turns are streamed (ARI's externalMedia channel, opened for a conversation)."""
+
+    audio: Literal["text", "files", "stream"] = "text"
+    stream_on_request: bool = False
+
+
+TEXT_CALL = CallCapabilities()
 
 
 @dataclass(slots=True)
@@ -103,6 +121,7 @@ class Call(Protocol):
     direction: Direction
     remote_number: str  # the customer's number
     line_number: str | None  # our outbound line / the number that was dialled inbound
+    capabilities: CallCapabilities  # declared by the backend; see CallCapabilities
 
     @property
     def hung_up(self) -> bool: ...
@@ -135,6 +154,14 @@ class Call(Protocol):
     async def hangup(self, cause: str = "normal") -> None: ...
 
     def events(self) -> AsyncIterator[CallEvent]: ...
+
+
+@runtime_checkable
+class StreamsOnRequest(Protocol):
+    """A call whose `capabilities.stream_on_request` is true: `streaming()` streams the block's
+    turns (VAD endpointing, barge-in) and returns to its ordinary media afterwards."""
+
+    def streaming(self) -> AbstractAsyncContextManager[object]: ...
 
 
 class HangupSignal:

@@ -59,8 +59,11 @@ each real transport again.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from typing import Protocol
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
 
 FRAME_MS = 20
 FRAME_SECONDS = FRAME_MS / 1000
@@ -160,5 +163,67 @@ class FrameAssembler:
         return [data[i:i + self.size] for i in range(0, whole, self.size)]
 
 
-__all__ = ["AudioPort", "AudioSink", "FRAME_MS", "FRAME_SECONDS", "FrameAssembler", "NULL_SINK", "NullSink",
+class EagerSender:
+    """Sends through an async write (a WebSocket's `send_text`) from synchronous code, in order,
+    without a task per message.
+
+    Socket writes almost never wait (the transport buffers them), so each write's coroutine is run
+    synchronously as far as it goes; only when one really has to wait (flow control) does a task
+    finish it, and later messages queue behind it until it has. `failed` holds the error once the
+    link is gone; later sends are dropped (the port reports the hang-up from its reading side)."""
+
+    def __init__(self, write: Callable[[Any], Awaitable[None]]) -> None:
+        self._write = write
+        self._backlog: deque[Any] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self.failed: BaseException | None = None
+
+    def send(self, message: Any) -> None:
+        if self.failed is not None:
+            return
+        if self._task is not None:
+            self._backlog.append(message)
+            return
+        coro = self._write(message)
+        try:
+            yielded = coro.send(None)  # type: ignore[attr-defined]
+        except StopIteration:
+            return
+        except Exception as exc:
+            self.failed = exc
+            return
+        self._task = asyncio.ensure_future(self._finish(coro, yielded))  # type: ignore[arg-type]
+
+    async def _finish(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
+        try:
+            while True:  # drive the paused write as a task would
+                try:
+                    if yielded is None:
+                        await asyncio.sleep(0)
+                    else:
+                        await asyncio.wait([yielded])
+                except asyncio.CancelledError:
+                    coro.close()
+                    raise
+                try:
+                    yielded = coro.send(None)
+                except StopIteration:
+                    break
+            while self._backlog:
+                await self._write(self._backlog.popleft())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failed = exc
+            self._backlog.clear()
+        finally:
+            self._task = None
+
+    async def drain(self) -> None:
+        """Wait until everything sent so far has been written."""
+        while self._task is not None:
+            await asyncio.wait([self._task])
+
+
+__all__ = ["EagerSender", "AudioPort", "AudioSink", "FRAME_MS", "FRAME_SECONDS", "FrameAssembler", "NULL_SINK", "NullSink",
            "frame_bytes"]

@@ -53,6 +53,7 @@ from switchboard.telephony.asterisk.rtp import RtpEndpoint, rtp_format
 from switchboard.telephony.asterisk.streaming import MakeVad, StreamingSession, StreamSpeech
 from switchboard.telephony.call import (
     Audio,
+    CallCapabilities,
     CallerHangup,
     CallEvent,
     CallFailed,
@@ -105,6 +106,7 @@ class AriCall:
         self.synthesize = synthesize
         self.on_ended = on_ended
         self.make_vad = make_vad  # None: no streamed turns (speak/record always go through files)
+        self.capabilities = CallCapabilities(audio="files", stream_on_request=make_vad is not None)
         self.stream_speech = stream_speech
         self._streaming: StreamingSession | None = None
         self.channel_id = channel_id

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from switchboard.telephony.call import (
+    TEXT_CALL,
     Audio,
+    CallCapabilities,
     CallerHangup,
     CallEvent,
     Direction,
@@ -65,6 +67,7 @@ class SimCall:
     _events: asyncio.Queue[CallEvent] = field(default_factory=asyncio.Queue)
     _timer: asyncio.TimerHandle | None = None
     _connected_operator: str | None = None
+    capabilities: CallCapabilities = TEXT_CALL  # the words themselves; audio mode is a StreamingCall
 
     @property
     def remote_number(self) -> str:
