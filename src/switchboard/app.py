@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from switchboard.brain.services import Brain
     from switchboard.speech.service import SpeechService
     from switchboard.telephony.sim.voice import CallerVoices
+    from switchboard.telephony.webrtc.backend import WebRTCBackend
+    from fastapi import APIRouter
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +180,100 @@ def build_backend(settings: Settings, *, speech: "SpeechService | None", demo: l
         return AsteriskBackend.from_settings(settings, synthesize=synthesize,
                                              make_vad=speech.vad if speech is not None else None,
                                              stream_speech=stream_speech if speech is not None else None)
+    if settings.telephony_backend == "webrtc":
+        if speech is None:
+            raise RuntimeError("the webrtc backend needs speech (VAD, STT, TTS)")
+        return build_webrtc(settings, speech=speech)
     raise ValueError(f"TELEPHONY_BACKEND={settings.telephony_backend!r} is not available "
-                     "(choose sim or asterisk)")
+                     "(choose sim, asterisk or webrtc)")
+
+
+# --- browser calls (WebRTC) -------------------------------------------------------------------------
+def build_webrtc(settings: Settings, *, speech: "SpeechService") -> "WebRTCBackend":
+    """Browser calls: the voice layer's shared parts (one batched VAD, one pacer) under each call."""
+    from switchboard.avatar.registry import build_avatar
+    from switchboard.brain.personas import PersonaRegistry
+    from switchboard.speech.vad.endpointer import EndpointSettings
+    from switchboard.telephony.webrtc.backend import WebRTCBackend
+    from switchboard.telephony.webrtc.call import BrowserCallFactory
+    from switchboard.telephony.webrtc.peer import IceConfig
+    from switchboard.voice.pacing import Pacer
+    from switchboard.voice.prompts import PromptLibrary
+    from switchboard.voice.recordings import RecordingKeeper
+
+    endpoint = EndpointSettings(min_speech=settings.vad_min_speech, end_silence=settings.vad_end_silence)
+    if settings.vad_provider.lower() == "webrtc":
+        from switchboard.speech.vad.stream import WebRtcVadProvider
+
+        vad: object = WebRtcVadProvider(endpoint)
+    else:
+        from switchboard.speech.vad.batch import SileroBatch
+
+        vad = SileroBatch(settings=endpoint)
+
+    def stream_speech(text: str, language: str | None, voice: str | None):  # type: ignore[no-untyped-def]
+        return speech.stream(text, language=language, voice=voice)
+
+    personas = PersonaRegistry.load_dir(settings.personas_dir) if settings.personas_dir.is_dir() else None
+    names = {n: personas.get(n).display_name or n for n in personas.names()} if personas else {}
+    factory = BrowserCallFactory(vad=vad, pacer=Pacer(), speech=stream_speech,  # type: ignore[arg-type]
+                                 prompts=PromptLibrary(settings.prompts_wav_dir),
+                                 recordings=RecordingKeeper(settings.recordings_dir))
+    return WebRTCBackend(
+        make_call=factory, sample_rate=settings.webrtc_sample_rate,
+        ice=IceConfig.parse(settings.webrtc_ice_servers, settings.webrtc_turn_username,
+                            settings.webrtc_turn_password.get_secret_value()),
+        max_calls=settings.webrtc_max_calls, connect_timeout=settings.webrtc_connect_timeout,
+        media_timeout=settings.webrtc_media_timeout, max_call_seconds=settings.webrtc_max_call_seconds,
+        avatar=build_avatar(settings), display_names=names)
+
+
+async def start_browser_calls(webrtc: "WebRTCBackend", dialer: "Dialer") -> None:
+    """Browser calls take the inbound path of phone calls (stored, reported, counted), on the
+    scenario their token names and off any phone line; the page follows each call's timeline.
+    (After `dialer.start()`, which hands a backend the plain inbound path.)"""
+    await webrtc.start(lambda call, scenario: dialer.handle_inbound(call, scenario, on_line=False))
+    dialer.on_timeline = lambda ctx, entry: webrtc.observe(ctx.call_id, entry.event, entry.detail)
+
+
+def browser_calls_router(settings: Settings, webrtc: "WebRTCBackend", node: Node) -> "APIRouter":
+    """/call, call tokens and offers, on the browser-call backend; who may call is the panel's auth
+    (or anyone, for WEBRTC_PUBLIC_TARGETS)."""
+    from fastapi import HTTPException, Request
+
+    from switchboard.panel.deps import require_token
+    from switchboard.telephony.webrtc.routes import build_router
+    from switchboard.telephony.webrtc.targets import CallTargets, PersonaInfo
+    from switchboard.telephony.webrtc.tokens import CallTokens
+
+    brain = node.engine.services.extras.get("brain")
+    registry = node.registry
+
+    def personas() -> list[PersonaInfo]:
+        if brain is None:
+            return []
+        out = []
+        for name in brain.personas.names():
+            p = brain.personas.get(name)
+            out.append(PersonaInfo(p.name, p.display_name or p.name, p.default_language))
+        return out
+
+    def scenarios() -> list[Scenario]:
+        active = set(registry.active_names())
+        return [s for s in registry.all() if s.name in active]
+
+    async def authenticate(request: Request) -> str | None:
+        try:
+            await require_token(request)
+        except HTTPException:
+            return None
+        return "api"
+
+    targets = CallTargets(scenarios, personas, public=settings.split_list(settings.webrtc_public_targets),
+                          max_seconds=settings.webrtc_max_call_seconds)
+    tokens = CallTokens(ttl=settings.webrtc_token_ttl_seconds,
+                        anonymous_per_minute=settings.webrtc_public_tokens_per_minute)
+    return build_router(webrtc, targets, tokens, authenticate=authenticate, ice=webrtc.ice)
 
 
 async def build_node(settings: Settings, *, speech: "SpeechService | None" = None, demo: list | None = None,
@@ -346,7 +440,11 @@ async def serve(settings: Settings, console: Console) -> int:
 
     speech = build_speech(settings)
     await speech.warm_up()
-    node = await build_node(settings, speech=speech)
+    webrtc = None
+    if settings.telephony_backend == "webrtc" or settings.webrtc_enabled:
+        webrtc = build_webrtc(settings, speech=speech)
+    node = await build_node(settings, speech=speech,
+                            backend=webrtc if settings.telephony_backend == "webrtc" else None)
     await seed_static_contacts(node)
     if settings.telephony_backend == "asterisk" and settings.prompts_sync_on_start:
         from switchboard.telephony.asterisk.prompts import PromptPermissionError, prepare_prompts
@@ -361,6 +459,8 @@ async def serve(settings: Settings, console: Console) -> int:
     brain = node.engine.services.extras.get("brain")
     app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names, dialer=node.dialer,
                            routers=[brain.router()] if brain is not None else [])
+    if webrtc is not None:
+        app.include_router(browser_calls_router(settings, webrtc, node))
     if settings.metrics_enabled:
         from switchboard.observability.metrics import asgi_app
 
@@ -373,6 +473,8 @@ async def serve(settings: Settings, console: Console) -> int:
         loop.add_signal_handler(sig, stop.set)
     await node.deliverer.start()
     await node.dialer.start()
+    if webrtc is not None:
+        await start_browser_calls(webrtc, node.dialer)
     tasks = [asyncio.create_task(server.serve()), asyncio.create_task(node.dialer.run())]
     if brain is not None:  # proposals for persona/strategy changes, applied only after approval
         from switchboard.brain.services import apply_approved_versions
@@ -381,9 +483,13 @@ async def serve(settings: Settings, console: Console) -> int:
         tasks.append(asyncio.create_task(brain.improvements.run_forever(settings.improvement_interval_hours * 3600)))
     console.print(f"switchboard running: backend={settings.telephony_backend}, "
                   f"panel on http://{settings.panel_host}:{settings.panel_port}")
+    if webrtc is not None:
+        console.print(f"browser calls: http://{settings.panel_host}:{settings.panel_port}/call")
     await stop.wait()
     console.print("stopping: no new calls; waiting for calls in progress ...")
     server.should_exit = True
+    if webrtc is not None:
+        await webrtc.stop()  # browser calls end with their results before the store closes
     await node.close()
     for task in tasks:
         task.cancel()

@@ -127,6 +127,13 @@ class BrowserPeer:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
         return answer
 
+    async def wait_open(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.channel.readyState != "open":
+            if time.monotonic() > deadline:
+                raise TimeoutError("the data channel did not open")
+            await asyncio.sleep(0.02)
+
     def send(self, event: dict[str, Any]) -> None:
         self.channel.send(json.dumps(event))
 

@@ -86,7 +86,7 @@ class RunningSwitchboard:
 
     async def status(self) -> dict[str, object]:
         async with httpx.AsyncClient(base_url=self.base_url, timeout=10) as http:
-            resp = await http.get("/api/v1/calls/targets", headers={"Authorization": f"Bearer {self.token}"})
+            resp = await http.get("/api/v1/webrtc/targets", headers={"Authorization": f"Bearer {self.token}"})
             return resp.json()
 
 

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from switchboard.avatar.base import AvatarProvider, AvatarSession, AvatarUnavailable
 from switchboard.telephony.backend import DialResult, InboundHandler
@@ -37,8 +37,14 @@ from switchboard.telephony.webrtc.tokens import CallScope
 
 log = logging.getLogger(__name__)
 
-MakeCall = Callable[["BrowserCall"], Call]
-"""Builds the streamed `Call` (the voice layer's) on a browser call's port and signalling."""
+class MakeCall(Protocol):
+    """Builds the streamed `Call` (the voice layer's) on a browser call's port and signalling."""
+
+    def __call__(self, bc: BrowserCall) -> Call: ...
+
+    async def aclose(self) -> None:
+        """Release what the calls shared, at shutdown."""
+        ...
 BrowserInbound = Callable[[Call, Any], Awaitable[None]]
 """Runs an inbound call on a given scenario (the dialer's `handle_inbound(call, scenario=...)`)."""
 
@@ -68,7 +74,13 @@ class BrowserCall:
     call: Call | None = None
     avatar: AvatarSession | None = None
     task: asyncio.Task[None] | None = None
+    side_tasks: set[asyncio.Task[None]] = field(default_factory=set)  # avatar start/switch
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.side_tasks.add(task)
+        task.add_done_callback(self.side_tasks.discard)
 
     @property
     def port(self) -> WebRTCPort:
@@ -90,6 +102,7 @@ class WebRTCBackend:
     _on_inbound: BrowserInbound | None = None
     _calls: dict[str, BrowserCall] = field(default_factory=dict)
     _stopping: bool = False
+    _stopped: bool = False
     connects_failed: int = 0
 
     # --- TelephonyBackend ---------------------------------------------------------------------------
@@ -105,7 +118,9 @@ class WebRTCBackend:
                                                          "it cannot dial phone numbers")
 
     async def stop(self, timeout: float = 15.0) -> None:
-        """Hang up every browser call (each ends with a result) and release them all."""
+        """Hang up every browser call (each ends with a result) and release them all; idempotent."""
+        if self._stopped:
+            return
         self._stopping = True
         calls = list(self._calls.values())
         for bc in calls:
@@ -118,6 +133,8 @@ class WebRTCBackend:
             await asyncio.gather(*pending, return_exceptions=True)
         for bc in calls:
             await bc.peer.close()
+        self._stopped = True
+        await self.make_call.aclose()
         if self.avatar is not None:
             await self.avatar.aclose()
 
@@ -151,7 +168,6 @@ class WebRTCBackend:
         return Answer(answer.sdp, answer.type, call_id)
 
     async def _run(self, bc: BrowserCall, scenario: Any) -> None:
-        avatar_task: asyncio.Task[None] | None = None
         limit: asyncio.TimerHandle | None = None
         try:
             try:
@@ -167,7 +183,7 @@ class WebRTCBackend:
             limit = asyncio.get_running_loop().call_later(self.max_call_seconds, bc.port.hangup, "max_duration")
             bc.call = self.make_call(bc)
             if self.avatar is not None:
-                avatar_task = asyncio.create_task(self._start_avatar(bc))
+                bc.spawn(self._start_avatar(bc))
             assert self._on_inbound is not None
             await self._on_inbound(bc.call, scenario)
         except Exception:
@@ -175,16 +191,23 @@ class WebRTCBackend:
         finally:
             if limit is not None:
                 limit.cancel()
-            if avatar_task is not None:
-                avatar_task.cancel()
-                await asyncio.gather(avatar_task, return_exceptions=True)
             await self._end(bc)
 
     async def _end(self, bc: BrowserCall) -> None:
+        """Tell the page, then let go of everything: the session (VAD stream, port), the peer
+        connection, the avatar session, the entry in `active`."""
         with contextlib.suppress(Exception):
             bc.peer.say_goodbye()
             await self._flush(bc)
+        if bc.call is not None:
+            try:
+                await bc.call.hangup("normal")  # closes the voice session whoever hung up first
+            except Exception:
+                log.exception("webrtc: closing call %s", bc.call_id)
         await bc.peer.close()
+        for task in list(bc.side_tasks):
+            task.cancel()
+        await asyncio.gather(*bc.side_tasks, return_exceptions=True)
         if bc.avatar is not None and self.avatar is not None:
             await self.avatar.end(bc.avatar)
             bc.avatar = None
@@ -211,32 +234,36 @@ class WebRTCBackend:
             return
         bc.feed.timeline(event, detail)
         if event == "turn" and detail.get("kind") == "handoff" and bc.avatar is not None:
-            asyncio.ensure_future(self._switch_avatar(bc, str(detail.get("to") or "")))
+            bc.spawn(self._switch_avatar(bc, str(detail.get("to") or "")))
 
     async def _start_avatar(self, bc: BrowserCall) -> None:
         assert self.avatar is not None
         persona = bc.feed.persona or bc.first_persona or ""
         try:
-            bc.avatar = await self.avatar.start(bc.call_id, persona)
+            session = await self.avatar.start(bc.call_id, persona)
         except AvatarUnavailable as exc:
             log.warning("webrtc: call %s goes on without an avatar: %s", bc.call_id, exc)
             bc.feed.publish({"type": "avatar", "status": "unavailable", "reason": str(exc)[:200]})
             return
-        if bc.port.hangup_cause is not None:  # the call ended while the avatar was starting
-            return
-        bc.feed.publish({"type": "avatar", "status": "live", **bc.avatar.for_page()})
+        except asyncio.CancelledError:
+            raise
+        bc.avatar = session  # from here on, `_end` ends it
+        bc.feed.publish({"type": "avatar", "status": "live", **session.for_page()})
 
     async def _switch_avatar(self, bc: BrowserCall, persona: str) -> None:
         assert self.avatar is not None
         current = bc.avatar
         if current is None or not persona:
             return
+        bc.avatar = None  # while switching, the session belongs to `switch` (it ends the old one)
         try:
             new = await self.avatar.switch(current, persona)
         except AvatarUnavailable as exc:
-            bc.avatar = None
             bc.feed.publish({"type": "avatar", "status": "unavailable", "reason": str(exc)[:200]})
             return
+        except asyncio.CancelledError:
+            bc.avatar = current  # cancelled by `_end`: it ends whichever is current
+            raise
         bc.avatar = new
         if new is not current or new.session_id != current.session_id:
             bc.feed.publish({"type": "avatar", "status": "live", **new.for_page()})

@@ -94,9 +94,12 @@ class CallFeed:
             return
         self._set_persona(persona)
         text = str(detail.get("text") or "")
+        interrupted = bool(detail.get("interrupted"))
+        if speaker == "agent" and interrupted:
+            self.barge_in()  # the caller spoke over this reply: the rest of it was dropped
         if text:
             self.publish({"type": "transcript", "speaker": speaker, "text": text, "persona": persona,
-                          "interrupted": bool(detail.get("interrupted"))})
+                          "interrupted": interrupted})
 
     # --- from the transport -----------------------------------------------------------------------
     def saying(self, text: str) -> None:

@@ -76,7 +76,6 @@ class IceConfig:
 class BrowserPeer:
     def __init__(self, port: WebRTCPort, feed: CallFeed, ice: IceConfig | None = None) -> None:
         self.port = port
-        port.on_close = self.close
         self.feed = feed
         self.pc = RTCPeerConnection((ice or IceConfig()).rtc())
         self.connected = asyncio.Event()
@@ -155,7 +154,7 @@ class BrowserPeer:
 
     async def _close(self) -> None:
         self._closed = True
-        await self.port.release()
+        await self.port.close()
         with contextlib.suppress(Exception):
             await self.pc.close()
 

@@ -5,16 +5,16 @@ frame into the session's sink; when the track ends (the browser closed the conne
 browser goes quiet for longer than the media timeout, the port reports the hang-up once. Outbound,
 `send`/`mark`/`clear` go straight to the `AgentTrack` aiortc pulls from.
 
-The peer connection is the call, so closing the port closes it (`on_close`, given by the owner).
+The peer connection itself belongs to the backend: it closes it once the page has been told how
+the call ended (the session closing the port only stops the audio).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 
 from aiortc import MediaStreamTrack
 
@@ -27,8 +27,7 @@ DTMF_KEYS = frozenset("0123456789*#ABCD")
 
 
 class WebRTCPort(AudioPort):
-    def __init__(self, sample_rate: int, *, media_timeout: float = 8.0,
-                 on_close: Callable[[], Awaitable[None]] | None = None) -> None:
+    def __init__(self, sample_rate: int, *, media_timeout: float = 8.0) -> None:
         if sample_rate not in (8000, 16000):
             raise ValueError(f"WEBRTC_SAMPLE_RATE must be 8000 or 16000 (the VAD's rates), not {sample_rate}")
         self.sample_rate = sample_rate
@@ -36,7 +35,6 @@ class WebRTCPort(AudioPort):
         self.track = AgentTrack(sample_rate, on_played=self._played)
         self.caller: CallerAudio | None = None
         self.hangup_cause: str | None = None
-        self.on_close = on_close
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.frames_in = 0
@@ -107,14 +105,8 @@ class WebRTCPort(AudioPort):
         self.track.clear()
 
     async def close(self) -> None:
-        """Release the audio and close the peer connection it runs on (the call's transport)."""
-        await self.release()
-        if self.on_close is not None:
-            with contextlib.suppress(Exception):
-                await self.on_close()
-
-    async def release(self) -> None:
-        """Stop the tracks and the reading tasks; idempotent."""
+        """Stop the audio both ways and the reading tasks; idempotent. (The backend closes the
+        peer connection right after, once the page has the call's result.)"""
         if self._closed:
             return
         self._closed = True

@@ -1,7 +1,7 @@
 """HTTP routes of browser calls, served by the panel server: the `/call` page, call tokens, offers.
 
 * `GET /call` — the page (plain HTML + JS from `web/templates/call.html`, `web/static/call.*`).
-* `GET /api/v1/calls/targets` — the scenarios and personas this caller may call, the ICE servers.
+* `GET /api/v1/webrtc/targets` — the scenarios and personas this caller may call, the ICE servers.
 * `POST /api/v1/calls/token` — `{scenario | persona, language?}` -> a single-use call token.
 * `POST /api/v1/webrtc/offer` — `{token, sdp, type: offer}` -> `{sdp, type: answer, call_id}`.
 
@@ -87,7 +87,7 @@ def build_router(backend: WebRTCBackend, targets: CallTargets, tokens: CallToken
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such file")
         return Response(_asset(f"static/{name}"), media_type=STATIC[name], headers={"Cache-Control": "no-cache"})
 
-    @router.get("/api/v1/calls/targets")
+    @router.get("/api/v1/webrtc/targets")
     async def list_targets(request: Request) -> dict[str, object]:
         who = await authenticate(request)
         return {"signed_in": who is not None, "caller": who,

@@ -26,6 +26,7 @@
   let agentLoud = false;
   let agentQuietSince = 0;
   let avatar = null; // {frame, conversationId, joined}
+  const names = {}; // persona -> display name, as the persona events tell them
   let ending = null;
 
   // --- access ------------------------------------------------------------------------------------
@@ -51,7 +52,7 @@
   async function loadTargets() {
     let data;
     try {
-      const resp = await fetch("/api/v1/calls/targets", { headers: authHeaders(), credentials: "same-origin" });
+      const resp = await fetch("/api/v1/webrtc/targets", { headers: authHeaders(), credentials: "same-origin" });
       data = await resp.json();
     } catch (err) {
       setStatus("error", "Switchboard is not reachable: " + err);
@@ -128,7 +129,7 @@
       call.callId = answer.call_id;
       await pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
       $("hangup").disabled = false;
-      $("keypad").hidden = false;
+      $("keypad-box").hidden = false;
       meterTimer = setInterval(() => measure(mic, agent && agent()), TICK_MS);
     } catch (err) {
       call.error = String(err.message || err);
@@ -180,7 +181,7 @@
     $("agent-audio").srcObject = null;
     $("hangup").disabled = true;
     $("call").disabled = false;
-    $("keypad").hidden = true;
+    $("keypad-box").hidden = true;
     $("caption").hidden = true;
     setStatus(call.result ? "ended" : (call.error ? "error" : "ended"), text);
   }
@@ -195,10 +196,13 @@
       case "persona":
         call.persona = ev.persona;
         call.personaName = ev.display_name || ev.persona;
+        names[ev.persona] = call.personaName;
         $("persona").textContent = call.personaName;
         break;
       case "handoff": {
         call.handoffs.push({ from: ev.from, to: ev.to });
+        if (ev.to_name) names[ev.to] = ev.to_name;
+        if (ev.from_name) names[ev.from] = ev.from_name;
         const li = document.createElement("li");
         li.textContent = (ev.from_name || ev.from) + " → " + (ev.to_name || ev.to);
         $("handoffs").appendChild(li);
@@ -206,7 +210,7 @@
       }
       case "say":
         $("caption").hidden = false;
-        $("caption").textContent = (call.personaName || "Agent") + ": " + ev.text;
+        $("caption").textContent = (names[ev.persona] || call.personaName || "Agent") + ": " + ev.text;
         echoToAvatar(ev.text);
         break;
       case "barge_in":
@@ -219,7 +223,7 @@
         li.className = ev.speaker;
         const who = document.createElement("span");
         who.className = "who";
-        who.textContent = ev.speaker === "caller" ? "You" : (call.personaName || ev.persona || "Agent");
+        who.textContent = ev.speaker === "caller" ? "You" : (names[ev.persona] || ev.persona || "Agent");
         li.appendChild(who);
         li.appendChild(document.createTextNode(ev.text + (ev.interrupted ? " …" : "")));
         $("transcript").appendChild(li);
