@@ -1,6 +1,6 @@
 """HTTP routes of browser calls, served by the panel server: the `/call` page, call tokens, offers.
 
-* `GET /call` — the page (plain HTML + JS from `web/templates/call.html`, `web/static/call.*`).
+* `GET /call` — the page (plain HTML + JS from `web/templates/browser_call.html`, `web/static/call.*`).
 * `GET /api/v1/webrtc/targets` — the scenarios and personas this caller may call, the ICE servers.
 * `POST /api/v1/calls/token` — `{scenario | persona, language?}` -> a single-use call token.
 * `POST /api/v1/webrtc/offer` — `{token, sdp, type: offer}` -> `{sdp, type: answer, call_id}`.
@@ -79,7 +79,7 @@ def build_router(backend: WebRTCBackend, targets: CallTargets, tokens: CallToken
 
     @router.get("/call", response_class=HTMLResponse, include_in_schema=False)
     async def call_page() -> HTMLResponse:
-        return HTMLResponse(_asset("templates/call.html"), headers={"Cache-Control": "no-store"})
+        return HTMLResponse(_asset("templates/browser_call.html"), headers={"Cache-Control": "no-store"})
 
     @router.get("/call/static/{name}", include_in_schema=False)
     async def call_static(name: str) -> Response:

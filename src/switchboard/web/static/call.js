@@ -35,6 +35,7 @@
     return token ? { Authorization: "Bearer " + token } : {};
   }
 
+  $("access").addEventListener("submit", (e) => e.preventDefault());
   $("access-save").addEventListener("click", () => {
     const value = $("access-token").value.trim();
     if (value) sessionStorage.setItem("switchboard.token", value);
