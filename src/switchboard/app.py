@@ -59,9 +59,10 @@ def build_operator_pool(settings: Settings) -> OperatorPool:
 
 
 def build_speech(settings: Settings) -> "SpeechService":
+    from switchboard.observability.metrics import instrument_speech
     from switchboard.speech.service import SpeechService
 
-    return SpeechService.from_settings(settings)
+    return instrument_speech(SpeechService.from_settings(settings))
 
 
 def build_engine(settings: Settings, *, speech: "SpeechService | None" = None,
@@ -239,10 +240,10 @@ async def start_browser_calls(webrtc: "WebRTCBackend", dialer: "Dialer") -> None
 def browser_calls_router(settings: Settings, webrtc: "WebRTCBackend", node: Node) -> "APIRouter":
     """/call, call tokens and offers, on the browser-call backend; who may call is the panel's auth
     (or anyone, for WEBRTC_PUBLIC_TARGETS)."""
-    from fastapi import HTTPException, Request
+    from fastapi import Request
 
-    from switchboard.panel.deps import require_token
-    from switchboard.telephony.webrtc.routes import build_router
+    from switchboard.panel.auth import request_principal
+    from switchboard.telephony.webrtc.routes import Caller, build_router
     from switchboard.telephony.webrtc.targets import CallTargets, PersonaInfo
     from switchboard.telephony.webrtc.tokens import CallTokens
 
@@ -262,12 +263,13 @@ def browser_calls_router(settings: Settings, webrtc: "WebRTCBackend", node: Node
         active = set(registry.active_names())
         return [s for s in registry.all() if s.name in active]
 
-    async def authenticate(request: Request) -> str | None:
-        try:
-            await require_token(request)
-        except HTTPException:
+    async def authenticate(request: Request) -> Caller | None:
+        """Console users and API tokens; placing a call writes a call record: the `write` scope."""
+        principal = await request_principal(request)
+        if principal is None:
             return None
-        return "api"
+        return Caller(principal.name, principal.can("write") and principal.company == settings.company,
+                      principal.csrf)
 
     targets = CallTargets(scenarios, personas, public=settings.split_list(settings.webrtc_public_targets),
                           max_seconds=settings.webrtc_max_call_seconds)
@@ -352,7 +354,7 @@ async def seed_static_contacts(node: Node) -> int:
 
 
 async def demo_campaign(settings: Settings, console: Console, *, contacts: int, audio: bool,
-                        virtual_clock: bool) -> int:
+                        virtual_clock: bool, serve_console: bool = False) -> int:
     """The quick-start job: simulated contacts in the built-in panel's SQLite store, dialed by the
     real dialer (limits, compliance, outbox) over the simulated phone network, with a progress bar
     and each call's result as it ends."""
@@ -383,6 +385,7 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
                             campaign=f"demo {datetime.now():%Y-%m-%d %H:%M:%S}")
         await seed_static_contacts(node)
     tally: dict[str, int] = {}
+    web = await start_console(node, console) if serve_console else None
     try:
         await node.deliverer.start()
         await node.dialer.start()
@@ -400,20 +403,54 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
 
             node.dialer.on_call_end = ended
             await node.dialer.run(until_idle=True)
+    except BaseException:
+        if web is not None:
+            web.stop()
+        raise
     finally:
         await node.close()
     console.print("results: " + ", ".join(f"{k}={v}" for k, v in sorted(tally.items())), highlight=False)
+    if web is not None:
+        from switchboard.web.serve import public_url, until_interrupted
+
+        web.link.detach_dialer()
+        console.print(f"campaign finished; the console keeps serving at {public_url(settings)} until Ctrl-C")
+        try:
+            await until_interrupted()
+        finally:
+            web.stop()
     return 0
 
 
+async def start_console(node: Node, console: Console):  # type: ignore[no-untyped-def]
+    """The demo's console: a real-time server thread beside the virtual-clock campaign (see
+    `web.serve`); prints its URL and, on a first start, the one-time login link."""
+    from switchboard.web.serve import ConsoleThread, link_node, login_message
+
+    brain = node.engine.services.extras.get("brain")
+    link = link_node(registry=node.registry, brain=brain, dialer=node.dialer)
+    # The brain's REST router is not mounted here: its objects live on the campaign's loop, which the
+    # console's pages reach through `NodeLink` (production serves both on one loop).
+    web = ConsoleThread(node.settings, link, list_scenarios=node.registry.get_names)
+    try:
+        web.start()
+    except (OSError, RuntimeError) as exc:
+        console.print(f"[yellow]console not served ({exc}); set PANEL_PORT to a free port[/yellow]")
+        node.dialer.live = None
+        return None
+    console.print(login_message(node.settings, web.login_url), highlight=False)
+    return web
+
+
 def run_main(settings: Settings, console: Console, *, contacts: int | None = None, wall_clock: bool = False,
-             audio: bool | None = None) -> int:
+             audio: bool | None = None, serve_console: bool = False) -> int:
     count = contacts if contacts is not None else settings.demo_contacts
     use_audio = settings.sim_audio if audio is None else audio
     virtual = not wall_clock and settings.sim_virtual_clock and settings.telephony_backend == "sim"
     if settings.telephony_backend != "sim":
         return asyncio.run(serve(settings, console))
-    coro = demo_campaign(settings, console, contacts=count, audio=use_audio, virtual_clock=virtual)
+    coro = demo_campaign(settings, console, contacts=count, audio=use_audio, virtual_clock=virtual,
+                         serve_console=serve_console)
     if not virtual:
         return asyncio.run(coro)
     return run_virtual(coro, start=demo_start(settings), real_grace=0.005)
@@ -456,17 +493,17 @@ async def serve(settings: Settings, console: Console) -> int:
             console.print(f"[red]{exc}[/red]")
             await node.close()
             return 1
+    from switchboard.web.serve import first_login, link_node, login_message
+
     brain = node.engine.services.extras.get("brain")
-    app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names, dialer=node.dialer,
+    link = link_node(registry=node.registry, brain=brain, dialer=node.dialer)
+    app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names, node=link,
+                           console=settings.console_enabled, llm=brain.llm if brain is not None else None,
                            routers=[brain.router()] if brain is not None else [])
     if webrtc is not None:
         app.include_router(browser_calls_router(settings, webrtc, node))
-    if settings.metrics_enabled:
-        from switchboard.observability.metrics import asgi_app
-
-        app.mount("/metrics", asgi_app())
     server = uvicorn.Server(uvicorn.Config(app, host=settings.panel_host, port=settings.panel_port,
-                                           log_level="warning", lifespan="off"))
+                                           log_level="warning", lifespan="off", timeout_graceful_shutdown=2))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -483,6 +520,7 @@ async def serve(settings: Settings, console: Console) -> int:
         tasks.append(asyncio.create_task(brain.improvements.run_forever(settings.improvement_interval_hours * 3600)))
     console.print(f"switchboard running: backend={settings.telephony_backend}, "
                   f"panel on http://{settings.panel_host}:{settings.panel_port}")
+    console.print(login_message(settings, await first_login(node.store, settings)), highlight=False)
     if webrtc is not None:
         console.print(f"browser calls: http://{settings.panel_host}:{settings.panel_port}/call")
     await stop.wait()
@@ -522,21 +560,25 @@ async def serve_panel(settings: Settings, console: Console) -> int:
     from switchboard.panel.server import create_panel_app
     from switchboard.store import open_store
 
+    from switchboard.brain.services import apply_approved_versions, build_brain
+    from switchboard.web.serve import first_login, link_node, login_message
+
     store = await open_store(settings)
     registry = ScenarioRegistry(settings.scenarios_dir)
-    app = create_panel_app(store, settings, list_scenarios=registry.get_names)
-    if settings.metrics_enabled:
-        from switchboard.observability.metrics import asgi_app
-
-        app.mount("/metrics", asgi_app())
+    brain = build_brain(settings)
+    await apply_approved_versions(brain)
+    app = create_panel_app(store, settings, list_scenarios=registry.get_names, console=settings.console_enabled,
+                           node=link_node(registry=registry, brain=brain), llm=brain.llm, routers=[brain.router()])
     server = uvicorn.Server(uvicorn.Config(app, host=settings.panel_host, port=settings.panel_port,
-                                           log_level="warning", lifespan="off"))
+                                           log_level="warning", lifespan="off", timeout_graceful_shutdown=2))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
     console.print(f"built-in panel on http://{settings.panel_host}:{settings.panel_port}")
+    console.print(login_message(settings, await first_login(store, settings)), highlight=False)
     try:
         await server.serve()
     finally:
+        await brain.aclose()
         await store.close()
     return 0

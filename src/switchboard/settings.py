@@ -168,6 +168,20 @@ class Settings(BaseSettings):
     # --- metrics --------------------------------------------------------------------------------
     metrics_enabled: bool = True
 
+    # --- console and accounts -------------------------------------------------------------------
+    console_enabled: bool = True  # `switchboard run` serves the web console on PANEL_HOST:PANEL_PORT
+    console_public_url: str = ""  # base of printed login links; empty = http://PANEL_HOST:PANEL_PORT
+    builtin_panel_token_scopes: str = "dialer"  # what BUILTIN_PANEL_TOKEN may do (see README: scopes)
+    session_hours: float = 12.0  # a console sign-in lasts at most this long
+    session_idle_minutes: float = 120.0  # ... and ends after this long without a request
+    session_cookie_secure: bool = True  # Secure cookies (browsers accept them on http://127.0.0.1 too)
+    login_max_failures: int = 5  # failed sign-ins per username within LOGIN_WINDOW_SECONDS
+    login_window_seconds: int = 900
+    login_link_hours: float = 24.0  # one-time login links expire after this long
+    studio_fetch_allow_hosts: str = ""  # host[:port] the Strategy Studio may fetch although private
+    studio_fetch_max_bytes: int = 1_000_000
+    studio_fetch_timeout: float = 10.0
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

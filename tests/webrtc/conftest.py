@@ -84,6 +84,15 @@ class RunningSwitchboard:
             except sqlite3.OperationalError:
                 return []
 
+    def login_link(self) -> str:
+        """The one-time sign-in link `switchboard run` prints for the first admin."""
+        text = self.output.decode(errors="replace")
+        marker = "first sign-in"
+        line = next((ln for ln in text.splitlines() if marker in ln), "")
+        url = line.rsplit(" ", 1)[-1].strip()
+        assert url.startswith("http"), f"no sign-in link in the output: {text[-2000:]}"
+        return url
+
     async def status(self) -> dict[str, object]:
         async with httpx.AsyncClient(base_url=self.base_url, timeout=10) as http:
             resp = await http.get("/api/v1/webrtc/targets", headers={"Authorization": f"Bearer {self.token}"})
@@ -97,6 +106,7 @@ async def switchboard_run(tmp_path: Path, **extra: str) -> AsyncIterator[Running
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
         "TELEPHONY_BACKEND": "webrtc", "PANEL_PORT": str(port), "BUILTIN_PANEL_TOKEN": "tok",
+        "BUILTIN_PANEL_TOKEN_SCOPES": "read,write",
         "DATA_DIR": str(tmp_path / "data"), "LOGS_DIR": str(tmp_path / "logs"),
         "RECORDINGS_DIR": str(tmp_path / "recordings"), "TTS_CACHE_DIR": str(tmp_path / "tts"),
         "MODELS_DIR": str(ROOT / ".cache" / "models"), "STT_LANGUAGE": "en", "LOG_LEVEL": "INFO",
@@ -123,6 +133,10 @@ async def switchboard_run(tmp_path: Path, **extra: str) -> AsyncIterator[Running
                         break
                 await asyncio.sleep(0.2)
         assert proc.returncode is None, "switchboard run exited: " + output.decode(errors="replace")[-3000:]
+        for _ in range(50):  # the banner (with the sign-in link) follows the server's start
+            if b"browser calls:" in output:
+                break
+            await asyncio.sleep(0.1)
         yield running
     finally:
         if proc.returncode is None:

@@ -41,6 +41,7 @@ class Served:
 @contextlib.asynccontextmanager
 async def served(tmp_path: Path, **overrides: object) -> AsyncIterator[Served]:
     settings = Settings(_env_file=None, telephony_backend="webrtc", builtin_panel_token="tok",  # type: ignore[call-arg]
+                        builtin_panel_token_scopes="read,write",
                         data_dir=tmp_path / "data", logs_dir=tmp_path / "logs", recordings_dir=tmp_path / "rec",
                         tts_cache_dir=tmp_path / "tts", models_dir=ROOT / ".cache" / "models",
                         scenarios_dir=ROOT / "scenarios", personas_dir=ROOT / "personas",
@@ -133,7 +134,7 @@ async def test_several_browser_calls_at_once_end_every_way_with_results_and_leav
         await until(all_four, 30)
         rows = await results()
         by_phone = sorted((c.phone, c.scenario, c.result) for c in rows)
-        assert all(p == "web:api" for p, _, _ in by_phone)
+        assert all(p == "web:BUILTIN_PANEL_TOKEN" for p, _, _ in by_phone)
         assert sorted(r for _, _, r in by_phone) == sorted(["hangup", "hangup", "hangup", silent["result"]])
         assert sorted(s for _, s, _ in by_phone) == ["persona.reception", "persona.reception", "reception",
                                                       "reception"]

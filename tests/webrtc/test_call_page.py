@@ -20,11 +20,13 @@ from tests.webrtc.conftest import CHROMIUM, SCREENSHOTS, chromium_args, switchbo
 pytestmark = [pytest.mark.browser, pytest.mark.models]
 
 
-async def open_call_page(browser, base_url: str, query: str = "", token: str | None = None) -> Page:  # type: ignore[no-untyped-def]
+async def open_call_page(browser, base_url: str, query: str = "", login: str | None = None) -> Page:  # type: ignore[no-untyped-def]
     context = await browser.new_context()
-    if token:
-        await context.add_init_script(f"sessionStorage.setItem('switchboard.token', {token!r})")
     page = await context.new_page()
+    if login:  # a person signs in to the console first (one-time link), then opens /call
+        await page.goto(login)
+        await page.click("#use-link")
+        await page.wait_for_url("**/account**")
     await page.goto(f"{base_url}/call{query}")
     await page.wait_for_function("!document.getElementById('call').disabled", timeout=15000)
     return page
@@ -40,7 +42,7 @@ async def test_talk_to_reception_get_sales_and_hang_up(tmp_path: Path, caller_se
     async with switchboard_run(tmp_path) as sb, async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(caller_sentence_wav))
         try:
-            page = await open_call_page(browser, sb.base_url, "?scenario=reception", token=sb.token)
+            page = await open_call_page(browser, sb.base_url, "?scenario=reception", login=sb.login_link())
             assert await page.locator("#target").input_value() == "scenario:reception"
             await page.click("#call")
             # The greeting arrives as audio, and reception is on the line.
@@ -76,6 +78,7 @@ async def test_talk_to_reception_get_sales_and_hang_up(tmp_path: Path, caller_se
         await until(lambda: any(c["result"] for c in sb.stored_calls()), 30)
         stored = [c for c in sb.stored_calls() if c["phone"].startswith("web:")]
         assert len(stored) == 1, stored
+        assert stored[0]["phone"] == "web:admin"  # who called, as the console knows them
         call = stored[0]
         assert call["direction"] == "inbound" and call["scenario"] == "reception" and call["result"] == "hangup"
         assert "price" in (call["user_message"] or "").lower()

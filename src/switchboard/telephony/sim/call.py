@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from switchboard.telephony.sim.network import SimNetwork
 
 _ids = itertools.count(1)
+_RUN = uuid.uuid4().hex[:6]  # call ids unique across runs (recordings are named after them)
 
 class CallerVoice(Protocol):
     """Turns a caller's reply into the utterance a `record` hears (audio mode); None = text mode."""
@@ -56,7 +58,7 @@ class SimCall:
     line_number: str | None
     caller_voice: CallerVoice | None = None
     timings: SimTimings = field(default_factory=SimTimings)
-    call_id: str = field(default_factory=lambda: f"sim-{next(_ids)}")
+    call_id: str = field(default_factory=lambda: f"sim-{_RUN}-{next(_ids)}")
     played: list[str] = field(default_factory=list)
     spoken: list[str] = field(default_factory=list)
     transfers: list[dict[str, object]] = field(default_factory=list)

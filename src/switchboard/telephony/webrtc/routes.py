@@ -5,16 +5,20 @@
 * `POST /api/v1/calls/token` — `{scenario | persona, language?}` -> a single-use call token.
 * `POST /api/v1/webrtc/offer` — `{token, sdp, type: offer}` -> `{sdp, type: answer, call_id}`.
 
-Who may mint a token: anyone the panel authenticates (`authenticate(request)` returns a name), for
-any target on offer; anyone at all for the targets listed in `WEBRTC_PUBLIC_TARGETS` (a "Call us"
-button on a public page), rate limited per client address. The offer needs nothing but the token,
-so a page can be served from anywhere that can reach us.
+Who may mint a token: a caller the panel authenticates with the right to place calls (a console
+user whose role has the `write` scope, or an API token with it) for any target on offer; anyone at
+all for the targets listed in `WEBRTC_PUBLIC_TARGETS` (a "Call us" button on a public page), rate
+limited per client address. A console session must echo its CSRF token (`x-csrf-token`; the page
+gets it from `/api/v1/webrtc/targets`, which only a same-origin page can read). The offer needs
+nothing but the token, so a page can be served from anywhere that can reach us.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from importlib import resources
 from typing import Literal
 
@@ -29,8 +33,19 @@ from switchboard.telephony.webrtc.tokens import CallScope, CallTokens, RateLimit
 
 log = logging.getLogger(__name__)
 
-Authenticate = Callable[[Request], Awaitable["str | None"]]
-"""The caller's name when the panel authenticates the request, else None (never raises)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who the panel says is asking (`authenticate` returns None for a stranger)."""
+
+    name: str  # stored with the call as web:<name>
+    may_call: bool  # may place calls to any target (else: public targets only, like a stranger)
+    csrf: str | None = None  # a cookie session's CSRF token, which its changes must echo
+
+
+Authenticate = Callable[[Request], Awaitable["Caller | None"]]
+"""The panel's view of the request (never raises)."""
 
 STATIC = {"call.js": "text/javascript", "call.css": "text/css"}
 
@@ -90,8 +105,10 @@ def build_router(backend: WebRTCBackend, targets: CallTargets, tokens: CallToken
     @router.get("/api/v1/webrtc/targets")
     async def list_targets(request: Request) -> dict[str, object]:
         who = await authenticate(request)
-        return {"signed_in": who is not None, "caller": who,
-                "targets": [t.as_dict() for t in targets.visible(signed_in=who is not None)],
+        may_call = who is not None and who.may_call
+        return {"signed_in": who is not None, "may_call": may_call, "caller": who.name if who else None,
+                "csrf": who.csrf if who else None,
+                "targets": [t.as_dict() for t in targets.visible(signed_in=may_call)],
                 "ice_servers": page_ice, "active_calls": len(backend.active), "max_calls": backend.max_calls}
 
     @router.post("/api/v1/calls/token", response_model=TokenOut, status_code=status.HTTP_201_CREATED)
@@ -99,16 +116,26 @@ def build_router(backend: WebRTCBackend, targets: CallTargets, tokens: CallToken
         kind: Literal["scenario", "persona"] = "scenario" if body.scenario else "persona"
         name = body.scenario or body.persona or ""
         who = await authenticate(request)
+        if who is not None and who.csrf is not None:
+            sent = request.headers.get("x-csrf-token", "")
+            if not sent or not hmac.compare_digest(sent.encode(), who.csrf.encode()):
+                raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token: reload the page")
         target = targets.find(kind, name)
-        if who is None and (target is None or not targets.is_public(kind, name)):
+        public = target is not None and targets.is_public(kind, name)
+        if who is None and not public:
             # Same answer for "no such target" and "not public": strangers learn nothing.
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "sign in (or send a bearer token) to call this",
                                 headers={"WWW-Authenticate": "Bearer"})
+        if who is not None and not who.may_call and not public:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"{who.name} may not place calls: it needs the "
+                                                           "'write' scope")
         if target is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {kind} named {name!r} takes browser calls")
-        client = None if who is not None else (request.client.host if request.client else "unknown")
+        trusted = who is not None and who.may_call
+        client = None if trusted else (request.client.host if request.client else "unknown")
+        caller = who.name if who is not None else "anonymous"
         try:
-            issued = tokens.mint(CallScope(kind, name, who or "anonymous", body.language), client=client)
+            issued = tokens.mint(CallScope(kind, name, caller, body.language), client=client)
         except RateLimited as exc:
             raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc),
                                 headers={"Retry-After": str(int(exc.retry_after))}) from None

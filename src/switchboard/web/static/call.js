@@ -18,6 +18,7 @@
   };
 
   let iceServers = [];
+  let csrf = null; // a console session's CSRF token (changes must echo it)
   let pc = null;
   let channel = null;
   let localStream = null;
@@ -60,6 +61,7 @@
       return;
     }
     iceServers = data.ice_servers || [];
+    csrf = data.csrf || null;
     const select = $("target");
     select.textContent = "";
     const groups = { scenario: "Scenarios", persona: "Personas" };
@@ -80,9 +82,12 @@
     const wanted = params.get("scenario") ? "scenario:" + params.get("scenario")
       : params.get("persona") ? "persona:" + params.get("persona") : null;
     if (wanted && [...select.options].some((o) => o.value === wanted)) select.value = wanted;
-    $("access").hidden = data.signed_in || data.targets.length > 0;
+    $("access").hidden = data.may_call || data.targets.length > 0;
     $("call").disabled = data.targets.length === 0 || call.state === "connecting" || call.state === "connected";
-    if (!data.targets.length) setStatus("idle", data.signed_in ? "Nothing takes browser calls yet." : "Sign in to call.");
+    if (!data.targets.length) {
+      setStatus("idle", data.may_call ? "Nothing takes browser calls yet."
+        : data.signed_in ? "Your role may not place calls." : "Sign in to call.");
+    }
   }
 
   // --- the call ------------------------------------------------------------------------------------
@@ -141,7 +146,7 @@
   async function mintToken(kind, name) {
     const resp = await fetch("/api/v1/calls/token", {
       method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", ...authHeaders() },
+      headers: { "Content-Type": "application/json", ...authHeaders(), ...(csrf ? { "X-CSRF-Token": csrf } : {}) },
       body: JSON.stringify({ [kind]: name }),
     });
     const body = await resp.json().catch(() => ({}));
