@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -87,11 +88,9 @@ class RunningSwitchboard:
     def login_link(self) -> str:
         """The one-time sign-in link `switchboard run` prints for the first admin."""
         text = self.output.decode(errors="replace")
-        marker = "first sign-in"
-        line = next((ln for ln in text.splitlines() if marker in ln), "")
-        url = line.rsplit(" ", 1)[-1].strip()
-        assert url.startswith("http"), f"no sign-in link in the output: {text[-2000:]}"
-        return url
+        found = re.search(r"https?://\S+/login/once/\S+", text)
+        assert found, f"no sign-in link in the output: {text[-2000:]}"
+        return found.group(0)
 
     async def status(self) -> dict[str, object]:
         async with httpx.AsyncClient(base_url=self.base_url, timeout=10) as http:

@@ -28,7 +28,7 @@ async def open_call_page(browser, base_url: str, query: str = "", login: str | N
         await page.click("#use-link")
         await page.wait_for_url("**/account**")
     await page.goto(f"{base_url}/call{query}")
-    await page.wait_for_function("!document.getElementById('call').disabled", timeout=15000)
+    await page.wait_for_function("() => !document.getElementById('call').disabled", timeout=15000)
     return page
 
 
@@ -46,18 +46,18 @@ async def test_talk_to_reception_get_sales_and_hang_up(tmp_path: Path, caller_se
             assert await page.locator("#target").input_value() == "scenario:reception"
             await page.click("#call")
             # The greeting arrives as audio, and reception is on the line.
-            await page.wait_for_function("window.switchboardCall.state === 'connected'", timeout=30000)
-            await page.wait_for_function("window.switchboardCall.agentAudio.loudMs > 1000", timeout=30000)
-            await page.wait_for_function("window.switchboardCall.persona === 'reception'", timeout=30000)
-            await page.screenshot(path=str(SCREENSHOTS / "call-reception.png"))
+            await page.wait_for_function("() => window.switchboardCall.state === 'connected'", timeout=30000)
+            await page.wait_for_function("() => window.switchboardCall.agentAudio.loudMs > 1000", timeout=30000)
+            await page.wait_for_function("() => window.switchboardCall.persona === 'reception'", timeout=30000)
+            await page.screenshot(full_page=True, path=str(SCREENSHOTS / "call-reception.png"))
             # The caller's sentence is heard and transcribed; reception hands over to sales.
-            await page.wait_for_function("window.switchboardCall.handoffs.length > 0", timeout=90000)
-            await page.wait_for_function("window.switchboardCall.persona === 'sales'", timeout=30000)
+            await page.wait_for_function("() => window.switchboardCall.handoffs.length > 0", timeout=90000)
+            await page.wait_for_function("() => window.switchboardCall.persona === 'sales'", timeout=30000)
             assert await page.locator("#persona").inner_text() == "Omid (sales)"
             assert "Sara (reception) → Omid (sales)" in await page.locator("#handoffs").inner_text()
             # Sales answers the question: its words reach the page as audio and as text.
             await page.wait_for_function(
-                "window.switchboardCall.transcript.some(t => t.speaker === 'agent' && /490 thousand/.test(t.text))",
+                "() => window.switchboardCall.transcript.some(t => t.speaker === 'agent' && /490 thousand/.test(t.text))",
                 timeout=60000)
             state = await call_state(page)
             said = [t["text"] for t in state["transcript"] if t["speaker"] == "caller"]
@@ -67,12 +67,12 @@ async def test_talk_to_reception_get_sales_and_hang_up(tmp_path: Path, caller_se
             assert state["turns"] and 0 < state["turns"][0]["latency"] < 15000
             text = await page.locator("#transcript").inner_text()
             assert "You" in text and "Omid (sales)" in text
-            await page.screenshot(path=str(SCREENSHOTS / "call-sales.png"))
+            await page.screenshot(full_page=True, path=str(SCREENSHOTS / "call-sales.png"))
             await page.click("#hangup")
-            await page.wait_for_function("window.switchboardCall.result !== null", timeout=30000)
-            await page.wait_for_function("window.switchboardCall.state === 'ended'", timeout=15000)
+            await page.wait_for_function("() => window.switchboardCall.result !== null", timeout=30000)
+            await page.wait_for_function("() => window.switchboardCall.state === 'ended'", timeout=15000)
             assert await page.locator("#result-value").inner_text() == "hangup"
-            await page.screenshot(path=str(SCREENSHOTS / "call-ended.png"))
+            await page.screenshot(full_page=True, path=str(SCREENSHOTS / "call-ended.png"))
         finally:
             await browser.close()
         await until(lambda: any(c["result"] for c in sb.stored_calls()), 30)
@@ -98,9 +98,9 @@ async def test_closing_the_tab_mid_call_ends_it_with_a_result_and_leaves_nothing
             options = await page.locator("#target option").all_inner_texts()
             assert options == ["Sara (reception)"]  # strangers see only public targets
             await page.click("#call")
-            await page.wait_for_function("window.switchboardCall.agentAudio.loudMs > 1000", timeout=30000)
+            await page.wait_for_function("() => window.switchboardCall.agentAudio.loudMs > 1000", timeout=30000)
             assert (await sb.status())["active_calls"] == 1
-            await page.screenshot(path=str(SCREENSHOTS / "call-before-tab-close.png"))
+            await page.screenshot(full_page=True, path=str(SCREENSHOTS / "call-before-tab-close.png"))
             await page.context.close()  # the tab (and its window) goes away mid-call
         finally:
             await browser.close()
