@@ -275,7 +275,8 @@ def browser_calls_router(settings: Settings, webrtc: "WebRTCBackend", node: Node
                           max_seconds=settings.webrtc_max_call_seconds)
     tokens = CallTokens(ttl=settings.webrtc_token_ttl_seconds,
                         anonymous_per_minute=settings.webrtc_public_tokens_per_minute)
-    return build_router(webrtc, targets, tokens, authenticate=authenticate, ice=webrtc.ice)
+    return build_router(webrtc, targets, tokens, authenticate=authenticate, ice=webrtc.ice,
+                        page_sources=webrtc.avatar.page_sources() if webrtc.avatar is not None else None)
 
 
 async def build_node(settings: Settings, *, speech: "SpeechService | None" = None, demo: list | None = None,

@@ -39,6 +39,11 @@ class AvatarProvider(Protocol):
         """The session to use after a handoff to `persona` (the same one when its face is the same)."""
         ...
 
+    def page_sources(self) -> dict[str, list[str]]:
+        """Origins the page must be allowed to reach for this provider, by CSP directive
+        (`script-src`, `connect-src`, `frame-src`)."""
+        ...
+
     async def end(self, session: AvatarSession) -> None:
         """Close the provider's session (never raises: the call is over either way)."""
         ...

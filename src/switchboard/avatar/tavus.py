@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -39,6 +40,11 @@ class _Conversation(BaseModel):
     conversation_id: str
     conversation_url: str
     status: str = "active"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
 def parse_replicas(spec: str) -> dict[str, str]:
@@ -67,6 +73,7 @@ class TavusAvatar:
             raise ValueError("AVATAR_PROVIDER=tavus needs TAVUS_PERSONA_ID (a Tavus persona in echo mode)")
         if not replica_id and not replicas:
             raise ValueError("AVATAR_PROVIDER=tavus needs TAVUS_REPLICA_ID or TAVUS_REPLICAS")
+        self.base_url = base_url.rstrip("/")
         self.persona_id = persona_id
         self.replica_id = replica_id
         self.replicas = dict(replicas or {})
@@ -74,6 +81,14 @@ class TavusAvatar:
         self.max_call_seconds = max(10, min(int(max_call_seconds), 3600))  # Tavus' maximum is 3600
         self._http = client or httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout,
                                                  headers={"x-api-key": api_key})
+
+    def page_sources(self) -> dict[str, list[str]]:
+        """Daily's client script, its rooms (the replica's iframe: `*.daily.co`) and whatever origin
+        Tavus hands rooms out on."""
+        origins = sorted({_origin(self.daily_js_url), _origin(self.base_url)} - {""})
+        rooms = ["https://*.daily.co", "wss://*.daily.co"]
+        return {"script-src": [_origin(self.daily_js_url)], "connect-src": [*origins, *rooms],
+                "frame-src": [*origins, "https://*.daily.co"]}
 
     def replica_for(self, persona: str) -> str:
         return self.replicas.get(persona) or self.replica_id

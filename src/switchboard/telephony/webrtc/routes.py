@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Literal
@@ -48,6 +48,21 @@ Authenticate = Callable[[Request], Awaitable["Caller | None"]]
 """The panel's view of the request (never raises)."""
 
 STATIC = {"call.js": "text/javascript", "call.css": "text/css"}
+
+
+def page_policy(extra: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The page's Content-Security-Policy: the console's strict one (own scripts and styles only,
+    no framing), opened only for what an avatar provider needs."""
+    extra = extra or {}
+
+    def directive(name: str, base: str) -> str:
+        sources = " ".join(dict.fromkeys([base, *extra.get(name, [])]).keys()).strip()
+        return f"{name} {sources or chr(39) + 'none' + chr(39)}"
+
+    return "; ".join([
+        "default-src 'self'", "img-src 'self' data:", "media-src 'self'", "style-src 'self'",
+        directive("script-src", "'self'"), directive("connect-src", "'self'"), directive("frame-src", ""),
+        "frame-ancestors 'none'", "form-action 'self'", "base-uri 'none'"])
 
 
 class TokenRequest(BaseModel):
@@ -88,13 +103,16 @@ def _asset(path: str) -> str:
 
 
 def build_router(backend: WebRTCBackend, targets: CallTargets, tokens: CallTokens, *,
-                 authenticate: Authenticate, ice: IceConfig | None = None) -> APIRouter:
+                 authenticate: Authenticate, ice: IceConfig | None = None,
+                 page_sources: Mapping[str, Sequence[str]] | None = None) -> APIRouter:
     router = APIRouter(tags=["browser calls"])
     page_ice = (ice or IceConfig()).for_page()
+    policy = page_policy(page_sources)
 
     @router.get("/call", response_class=HTMLResponse, include_in_schema=False)
     async def call_page() -> HTMLResponse:
-        return HTMLResponse(_asset("templates/browser_call.html"), headers={"Cache-Control": "no-store"})
+        return HTMLResponse(_asset("templates/browser_call.html"),
+                            headers={"Cache-Control": "no-store", "Content-Security-Policy": policy})
 
     @router.get("/call/static/{name}", include_in_schema=False)
     async def call_static(name: str) -> Response:

@@ -327,10 +327,9 @@
       frame.on("joined-meeting", () => {
         if (avatar !== mine) return;
         clearTimeout(give_up);
-        mine.joined = true;
+        mine.joined = true; // the face takes over the voice at the agent's next sentence
         call.avatar.status = "live";
         $("avatar").hidden = false;
-        $("agent-audio").muted = true; // the avatar speaks the agent's words now
       });
       for (const failure of ["error", "left-meeting", "load-attempt-failed", "nonfatal-error"]) {
         frame.on(failure, () => { if (avatar === mine && failure !== "nonfatal-error") avatarFailed(); });
@@ -361,6 +360,10 @@
   }
 
   function echoToAvatar(text) {
+    if (!avatar || !avatar.joined) return;
+    // From a sentence boundary on, the face says the agent's words and the agent's own audio is
+    // muted (never mid-sentence: nothing is said twice or cut).
+    $("agent-audio").muted = true;
     if (sendToAvatar({
       message_type: "conversation", event_type: "conversation.echo", conversation_id: avatar && avatar.conversationId,
       properties: { modality: "text", text },
