@@ -37,10 +37,13 @@ class CallerTrack(MediaStreamTrack):
         self._queue: deque[bytes] = deque()
         self._start: float | None = None
         self._pts = 0
+        self.speech_started_at: float | None = None  # monotonic time the first frame of an utterance was sent
         self.speech_ended_at: float | None = None  # monotonic time the last queued frame was sent
         self.muted = False  # True: send nothing at all (a dead network, as seen from the server)
 
     def say(self, pcm48k: bytes) -> None:
+        self.speech_started_at = None
+        self.speech_ended_at = None
         size = FRAME * 2
         pcm48k += b"\x00" * (-len(pcm48k) % size)
         for i in range(0, len(pcm48k), size):
@@ -64,6 +67,8 @@ class CallerTrack(MediaStreamTrack):
                 await asyncio.sleep(due - now)
         if self._queue:
             pcm = self._queue.popleft()
+            if self.speech_started_at is None:
+                self.speech_started_at = time.monotonic()
             if not self._queue:
                 self.speech_ended_at = time.monotonic()
         else:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import uvicorn
 
@@ -193,3 +194,40 @@ async def test_bad_requests_get_a_4xx_that_says_why(tmp_path: Path) -> None:
         await until(lambda: not sb.webrtc.active, 10)
         await peer.close()
         await second.close()
+
+
+def onset(pcm48k: bytes) -> float:
+    """Seconds from the start of `pcm48k` to the first sound in it."""
+    samples = np.frombuffer(pcm48k, dtype="<i2").astype(np.float32) / 32768
+    frames = samples[: len(samples) // 960 * 960].reshape(-1, 960)
+    loud = np.flatnonzero(np.sqrt((frames ** 2).mean(axis=1)) > 0.02)
+    return float(loud[0]) * 0.02 if len(loud) else 0.0
+
+
+async def test_barge_in_over_webrtc_stops_the_agent_and_keeps_the_callers_words(tmp_path: Path) -> None:
+    speech = caller_audio()
+    async with served(tmp_path) as sb:
+        peer = BrowserPeer()
+        await peer.call(sb.http, await token(sb.http, persona="reception"))
+        # The greeting is playing at the "browser" ...
+        await until(lambda: peer.first_loud_at is not None, 30)
+        await asyncio.sleep(0.6)
+        peer.mic.say(speech)  # ... and the caller talks over it.
+        await until(lambda: peer.mic.speech_started_at is not None, 5)
+        spoke_at = peer.mic.speech_started_at + onset(speech)
+        greeting = await peer.wait_event(lambda ev: is_agent_line(ev) and "Sara from reception" in ev["text"], 30)
+        assert greeting["interrupted"], greeting
+        await peer.wait_event(lambda ev: ev["type"] == "barge_in", 5)
+        # The agent's audio stopped at the browser shortly after the caller started speaking.
+        await asyncio.sleep(0.3)
+        loud_after = [t for t, rms in peer.received if t > spoke_at and rms > 0.01]
+        quiet_from = next((t for t in loud_after if not any(t < u < t + 0.3 for u in loud_after)), spoke_at)
+        assert quiet_from - spoke_at < 1.2, f"agent audio went on {quiet_from - spoke_at:.2f} s into the caller's speech"
+        # The words that interrupted are not lost: the caller is handed to sales.
+        await peer.wait_event(lambda ev: ev["type"] == "handoff" and ev["to"] == "sales", 90)
+        caller = next(ev for ev in peer.events if ev["type"] == "transcript" and ev["speaker"] == "caller")
+        assert "price" in caller["text"].lower()
+        await peer.wait_open()
+        peer.send({"type": "hangup"})
+        await peer.wait_event(lambda ev: ev["type"] == "hangup", 30)
+        await peer.close()

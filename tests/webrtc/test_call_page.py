@@ -4,8 +4,8 @@ personas) and Debian's Chromium whose fake microphone plays a caller's sentence.
 The caller asks for prices: the reception persona greets them, hears it (Silero + Whisper on the
 audio that crossed WebRTC), hands them to sales, whose answer the page receives as audio (measured
 in the page with WebAudio) and as text; Hang up ends the call and its result is shown and stored.
-A second test closes the tab in the middle of the call: the call still ends with a stored result
-and the server keeps nothing of it.
+A second test runs two tabs at once and closes one in the middle of its call: that call still ends
+with a stored result, the other goes on to its end, and the server keeps nothing of either.
 """
 
 from __future__ import annotations
@@ -86,26 +86,38 @@ async def test_talk_to_reception_get_sales_and_hang_up(tmp_path: Path, caller_se
         assert status["active_calls"] == 0
 
 
-async def test_closing_the_tab_mid_call_ends_it_with_a_result_and_leaves_nothing(
+async def test_two_tabs_at_once_one_closed_mid_call_both_end_with_results_and_leave_nothing(
         tmp_path: Path, caller_sentence_wav: Path, require_chromium: None) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    # Anonymous caller: the persona is public ("Call us" on a web page), no token in the page.
+    # Anonymous callers: the persona is public ("Call us" on a web page), nobody signs in.
     async with switchboard_run(tmp_path, WEBRTC_PUBLIC_TARGETS="persona:reception") as sb, \
             async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(caller_sentence_wav))
         try:
-            page = await open_call_page(browser, sb.base_url, "?persona=reception")
-            options = await page.locator("#target option").all_inner_texts()
+            closing = await open_call_page(browser, sb.base_url, "?persona=reception")
+            staying = await open_call_page(browser, sb.base_url, "?persona=reception")
+            options = await closing.locator("#target option").all_inner_texts()
             assert options == ["Sara (reception)"]  # strangers see only public targets
-            await page.click("#call")
-            await page.wait_for_function("() => window.switchboardCall.agentAudio.loudMs > 1000", timeout=30000)
+            await closing.click("#call")
+            await staying.click("#call")
+            for page in (closing, staying):
+                await page.wait_for_function("() => window.switchboardCall.agentAudio.loudMs > 1000", timeout=30000)
+            assert (await sb.status())["active_calls"] == 2
+            await closing.screenshot(full_page=True, path=str(SCREENSHOTS / "call-before-tab-close.png"))
+            await closing.context.close()  # the tab (and its window) goes away mid-call
+            await until(lambda: any(c["result"] for c in sb.stored_calls()), 30)
+            # The other call goes on: the caller is heard and handed to sales.
+            await staying.wait_for_function("() => window.switchboardCall.persona === 'sales'", timeout=90000)
             assert (await sb.status())["active_calls"] == 1
-            await page.screenshot(full_page=True, path=str(SCREENSHOTS / "call-before-tab-close.png"))
-            await page.context.close()  # the tab (and its window) goes away mid-call
+            await staying.click("#hangup")
+            await staying.wait_for_function("() => window.switchboardCall.state === 'ended'", timeout=30000)
+            assert await staying.locator("#result-value").inner_text() == "hangup"
         finally:
             await browser.close()
-        await until(lambda: any(c["result"] for c in sb.stored_calls() if c["phone"] == "web:anonymous"), 30)
-        call = next(c for c in sb.stored_calls() if c["phone"] == "web:anonymous")
-        assert call["result"] == "hangup" and call["scenario"] == "persona.reception"
-        await until(lambda: sb.status(), 5)
+        await until(lambda: len([c for c in sb.stored_calls() if c["result"]]) == 2, 30)
+        calls = sb.stored_calls()
+        assert [(c["phone"], c["scenario"], c["result"]) for c in calls] == \
+            [("web:anonymous", "persona.reception", "hangup")] * 2
+        # Only the call that went on heard the caller's question.
+        assert sorted("price" in (c["user_message"] or "").lower() for c in calls) == [False, True]
         assert (await sb.status())["active_calls"] == 0
