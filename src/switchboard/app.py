@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from switchboard.telephony.backend import TelephonyBackend
     from switchboard.brain.services import Brain
     from switchboard.speech.service import SpeechService
-    from switchboard.telephony.sim.voice import CallerVoices
+    from switchboard.voice.runtime import VoiceRuntime
     from switchboard.telephony.webrtc.backend import WebRTCBackend
     from fastapi import APIRouter
 
@@ -80,26 +80,47 @@ def build_engine(settings: Settings, *, speech: "SpeechService | None" = None,
     return FlowEngine(services)
 
 
-def build_caller_voices(speech: "SpeechService") -> "CallerVoices":
-    """English callers speak with Piper (Whisper hears it well); others with the configured TTS."""
-    from switchboard.speech.tts.piper import PiperTTS
-    from switchboard.telephony.sim.voice import CallerVoices
+def build_voice(settings: Settings, speech: "SpeechService") -> "VoiceRuntime":
+    """The voice layer every streamed call of this process shares: one VAD model (batched), one
+    pacer, the built prompt files, the TTS stream, the recordings writer."""
+    from switchboard.speech.registry import build_vad_provider
+    from switchboard.voice.pacing import Pacer
+    from switchboard.voice.prompts import PromptLibrary
+    from switchboard.voice.recordings import RecordingKeeper
+    from switchboard.voice.runtime import VoiceRuntime
 
-    return CallerVoices(voices={"en": PiperTTS(), "*": speech.tts}, make_vad=speech.vad)
+    def stream_speech(text: str, language: str | None, voice: str | None):  # type: ignore[no-untyped-def]
+        return speech.stream(text, language=language, voice=voice)
+
+    return VoiceRuntime(vad=build_vad_provider(settings), pacer=Pacer(lead=settings.voice_jitter_ms / 1000.0),
+                        prompts=PromptLibrary(settings.prompts_wav_dir), speech=stream_speech,
+                        recordings=RecordingKeeper(settings.recordings_dir))
 
 
-def build_network(settings: Settings, *, speech: "SpeechService | None" = None) -> SimNetwork:
-    return SimNetwork(origination_timeout=float(settings.origination_timeout),
-                      caller_voice=build_caller_voices(speech) if speech is not None else None)
+def build_network(settings: Settings, *, speech: "SpeechService | None" = None,
+                  voice: "VoiceRuntime | None" = None) -> SimNetwork:
+    from switchboard.telephony.sim.backend import build_network as sim_network
+
+    if speech is not None and voice is None:
+        voice = build_voice(settings, speech)
+    return sim_network(settings, speech=speech, voice=voice)
 
 
 def run_simulation(settings: Settings, scenario: Scenario, caller: CallerFile, *, inbound: bool = False,
                    audio: bool = False, virtual: bool = True) -> CallContext:
     speech = build_speech(settings) if audio else None
     engine = build_engine(settings, speech=speech)
-    network = build_network(settings, speech=speech)
-    coro = simulate(engine, network, scenario, caller, inbound=inbound)
-    return run_virtual(coro) if virtual else asyncio.run(coro)
+
+    async def run() -> CallContext:
+        voice = build_voice(settings, speech) if speech is not None else None
+        try:
+            return await simulate(engine, build_network(settings, speech=speech, voice=voice), scenario, caller,
+                                  inbound=inbound)
+        finally:
+            if voice is not None:
+                await voice.aclose()
+
+    return run_virtual(run()) if virtual else asyncio.run(run())
 
 
 def run_flow_tests(settings: Settings, files: list[Path], scenarios_dir: Path) -> list[FlowTestResult]:
@@ -140,93 +161,32 @@ class Node:
 
 
 def build_backend(settings: Settings, *, speech: "SpeechService | None", demo: list | None = None,
-                  registry: ScenarioRegistry | None = None) -> "TelephonyBackend":
-    """The telephony backend named by TELEPHONY_BACKEND."""
-    if settings.telephony_backend == "sim":
-        from switchboard.telephony.sim.backend import SimBackend
-        from switchboard.telephony.sim.script import CallerScript
+                  registry: ScenarioRegistry | None = None, voice: "VoiceRuntime | None" = None) -> "TelephonyBackend":
+    """The telephony backend named by TELEPHONY_BACKEND (see `telephony.registry`)."""
+    from switchboard.telephony.registry import BackendDeps
+    from switchboard.telephony.registry import build_backend as build_named
 
-        from switchboard.demo import demo_contact_for
-        from switchboard.phones import try_normalize
-
-        network = build_network(settings, speech=speech)
-        people = {}
-        for p in demo or []:
-            parsed = try_normalize(p.phone, settings.default_region)
-            people[parsed.e164 if parsed else p.phone] = p
-
-        def script(number: str, variables: dict[str, str]) -> CallerScript:
-            # Demo contacts behave as generated; any other number (imported contacts, an external
-            # panel's batch) gets a behaviour derived from the number, so runs are repeatable.
-            person = people.get(number) or demo_contact_for(number)
-            scenario = registry.get(variables.get("SWITCHBOARD_SCENARIO", "")) if registry else None
-            language = (scenario.spec.stt.language or scenario.spec.language) if scenario else None
-            return person.script(language)
-
-        return SimBackend(network=network, default_script=script)
-    if settings.telephony_backend == "asterisk":
-        from switchboard.telephony.asterisk.backend import AsteriskBackend
-
-        async def synthesize(text: str, language: str | None, voice: str | None):  # type: ignore[no-untyped-def]
-            if speech is None:
-                raise RuntimeError("the Asterisk backend speaks text through TTS: build it with speech")
-            return await speech.synthesize(text, language=language, voice=voice)
-
-        def stream_speech(text: str, language: str | None, voice: str | None):  # type: ignore[no-untyped-def]
-            assert speech is not None
-            return speech.stream(text, language=language, voice=voice)
-
-        # converse steps stream over externalMedia: VAD endpointing on caller frames, TTS sent as
-        # it is synthesized, barge-in.
-        return AsteriskBackend.from_settings(settings, synthesize=synthesize,
-                                             make_vad=speech.vad if speech is not None else None,
-                                             stream_speech=stream_speech if speech is not None else None)
-    if settings.telephony_backend == "webrtc":
-        if speech is None:
-            raise RuntimeError("the webrtc backend needs speech (VAD, STT, TTS)")
-        return build_webrtc(settings, speech=speech)
-    raise ValueError(f"TELEPHONY_BACKEND={settings.telephony_backend!r} is not available "
-                     "(choose sim, asterisk or webrtc)")
+    if voice is None and speech is not None:
+        voice = build_voice(settings, speech)
+    return build_named(settings.telephony_backend, BackendDeps(settings, speech=speech, voice=voice,
+                                                               scenarios=registry, demo=list(demo or [])))
 
 
 # --- browser calls (WebRTC) -------------------------------------------------------------------------
-def build_webrtc(settings: Settings, *, speech: "SpeechService") -> "WebRTCBackend":
-    """Browser calls: the voice layer's shared parts (one batched VAD, one pacer) under each call."""
-    from switchboard.avatar.registry import build_avatar
-    from switchboard.brain.personas import PersonaRegistry
-    from switchboard.speech.vad.endpointer import EndpointSettings
+def browser_backend(settings: Settings, node: Node, *, speech: "SpeechService",
+                    voice: "VoiceRuntime") -> "WebRTCBackend | None":
+    """The backend that takes browser calls: the dialer's own with TELEPHONY_BACKEND=webrtc, one
+    beside the phone backend with WEBRTC_ENABLED, else none."""
+    from switchboard.telephony.registry import BackendDeps, build_backend as build_named
     from switchboard.telephony.webrtc.backend import WebRTCBackend
-    from switchboard.telephony.webrtc.call import BrowserCallFactory
-    from switchboard.telephony.webrtc.peer import IceConfig
-    from switchboard.voice.pacing import Pacer
-    from switchboard.voice.prompts import PromptLibrary
-    from switchboard.voice.recordings import RecordingKeeper
 
-    endpoint = EndpointSettings(min_speech=settings.vad_min_speech, end_silence=settings.vad_end_silence)
-    if settings.vad_provider.lower() == "webrtc":
-        from switchboard.speech.vad.stream import WebRtcVadProvider
-
-        vad: object = WebRtcVadProvider(endpoint)
-    else:
-        from switchboard.speech.vad.batch import SileroBatch
-
-        vad = SileroBatch(settings=endpoint)
-
-    def stream_speech(text: str, language: str | None, voice: str | None):  # type: ignore[no-untyped-def]
-        return speech.stream(text, language=language, voice=voice)
-
-    personas = PersonaRegistry.load_dir(settings.personas_dir) if settings.personas_dir.is_dir() else None
-    names = {n: personas.get(n).display_name or n for n in personas.names()} if personas else {}
-    factory = BrowserCallFactory(vad=vad, pacer=Pacer(), speech=stream_speech,  # type: ignore[arg-type]
-                                 prompts=PromptLibrary(settings.prompts_wav_dir),
-                                 recordings=RecordingKeeper(settings.recordings_dir))
-    return WebRTCBackend(
-        make_call=factory, sample_rate=settings.webrtc_sample_rate,
-        ice=IceConfig.parse(settings.webrtc_ice_servers, settings.webrtc_turn_username,
-                            settings.webrtc_turn_password.get_secret_value()),
-        max_calls=settings.webrtc_max_calls, connect_timeout=settings.webrtc_connect_timeout,
-        media_timeout=settings.webrtc_media_timeout, max_call_seconds=settings.webrtc_max_call_seconds,
-        avatar=build_avatar(settings), display_names=names)
+    if isinstance(node.dialer.backend, WebRTCBackend):
+        return node.dialer.backend
+    if not settings.webrtc_enabled:
+        return None
+    backend = build_named("webrtc", BackendDeps(settings, speech=speech, voice=voice, scenarios=node.registry))
+    assert isinstance(backend, WebRTCBackend)
+    return backend
 
 
 async def start_browser_calls(webrtc: "WebRTCBackend", dialer: "Dialer") -> None:
@@ -280,7 +240,8 @@ def browser_calls_router(settings: Settings, webrtc: "WebRTCBackend", node: Node
 
 
 async def build_node(settings: Settings, *, speech: "SpeechService | None" = None, demo: list | None = None,
-                     virtual_clock: bool = False, backend: "TelephonyBackend | None" = None) -> Node:
+                     virtual_clock: bool = False, backend: "TelephonyBackend | None" = None,
+                     voice: "VoiceRuntime | None" = None) -> Node:
     from switchboard.dialer.abandon import AbandonTracker
     from switchboard.dialer.alerts import sms_alerter_from_settings
     from switchboard.dialer.compliance import Compliance, CompliancePolicy
@@ -312,7 +273,7 @@ async def build_node(settings: Settings, *, speech: "SpeechService | None" = Non
                           company=settings.company)
     dialer = Dialer(
         settings=settings, panel=panel, store=store, outbox=outbox, registry=registry, engine=engine,
-        backend=backend or build_backend(settings, speech=speech, demo=demo, registry=registry),
+        backend=backend or build_backend(settings, speech=speech, demo=demo, registry=registry, voice=voice),
         limiter=build_limiter(settings, virtual_clock=virtual_clock),
         compliance=Compliance(CompliancePolicy.from_settings(settings), store.dnc.contains),
         health=health,
@@ -375,7 +336,8 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
         await speech.warm_up()
     external = bool(settings.panel_base_url)
     people = [] if external else demo_contacts(contacts, seed=int(clock.now().timestamp()) % 100000)
-    node = await build_node(settings, speech=speech, demo=people, virtual_clock=virtual_clock)
+    voice = build_voice(settings, speech) if speech is not None else None
+    node = await build_node(settings, speech=speech, demo=people, virtual_clock=virtual_clock, voice=voice)
     operators = [Operator(o.phone, o.id) for o in DEFAULT_OPERATORS]
     node.engine.services.operators.set_roster(None, "outbound", operators)
     node.engine.services.operators.set_roster(None, "inbound", operators)
@@ -410,6 +372,8 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
         raise
     finally:
         await node.close()
+        if voice is not None:
+            await voice.aclose()
     console.print("results: " + ", ".join(f"{k}={v}" for k, v in sorted(tally.items())), highlight=False)
     if web is not None:
         from switchboard.web.serve import public_url, until_interrupted
@@ -447,8 +411,11 @@ def run_main(settings: Settings, console: Console, *, contacts: int | None = Non
              audio: bool | None = None, serve_console: bool = False) -> int:
     count = contacts if contacts is not None else settings.demo_contacts
     use_audio = settings.sim_audio if audio is None else audio
-    virtual = not wall_clock and settings.sim_virtual_clock and settings.telephony_backend == "sim"
-    if settings.telephony_backend != "sim":
+    from switchboard.telephony.registry import backend_spec
+
+    simulated = backend_spec(settings.telephony_backend).simulated
+    virtual = not wall_clock and settings.sim_virtual_clock and simulated
+    if not simulated:
         return asyncio.run(serve(settings, console))
     coro = demo_campaign(settings, console, contacts=count, audio=use_audio, virtual_clock=virtual,
                          serve_console=serve_console)
@@ -476,23 +443,22 @@ async def serve(settings: Settings, console: Console) -> int:
 
     from switchboard.panel.server import create_panel_app
 
+    from switchboard.telephony.registry import BackendDeps, BackendStartError, backend_spec
+
     speech = build_speech(settings)
     await speech.warm_up()
-    webrtc = None
-    if settings.telephony_backend == "webrtc" or settings.webrtc_enabled:
-        webrtc = build_webrtc(settings, speech=speech)
-    node = await build_node(settings, speech=speech,
-                            backend=webrtc if settings.telephony_backend == "webrtc" else None)
+    voice = build_voice(settings, speech)
+    node = await build_node(settings, speech=speech, voice=voice)
+    webrtc = browser_backend(settings, node, speech=speech, voice=voice)
     await seed_static_contacts(node)
-    if settings.telephony_backend == "asterisk" and settings.prompts_sync_on_start:
-        from switchboard.telephony.asterisk.prompts import PromptPermissionError, prepare_prompts
-
+    spec = backend_spec(settings.telephony_backend)
+    if spec.prepare is not None:
         try:
-            await prepare_prompts(settings, synthesize=lambda t, lang, v: speech.synthesize(t, language=lang, voice=v),
-                                  scenarios=node.registry.all())
-        except PromptPermissionError as exc:
+            await spec.prepare(BackendDeps(settings, speech=speech, voice=voice, scenarios=node.registry))
+        except BackendStartError as exc:
             console.print(f"[red]{exc}[/red]")
             await node.close()
+            await voice.aclose()
             return 1
     from switchboard.web.serve import first_login, link_node, login_message
 
@@ -530,6 +496,7 @@ async def serve(settings: Settings, console: Console) -> int:
     if webrtc is not None:
         await webrtc.stop()  # browser calls end with their results before the store closes
     await node.close()
+    await voice.aclose()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
     company: str = "default"
-    telephony_backend: str = "sim"  # sim | asterisk | twilio | webrtc
+    telephony_backend: str = "sim"  # a name registered in telephony/registry.py (sim | asterisk)
     max_steps_per_call: int = 200
 
     # --- simulator / demo -----------------------------------------------------------------------
@@ -126,6 +126,13 @@ class Settings(BaseSettings):
     vad_end_silence: float = 0.6  # seconds of silence that end an utterance
     vad_min_speech: float = 0.15  # seconds of speech before an utterance counts
     speech_http_retries: int = 3  # attempts per cloud speech request (429/5xx retried)
+
+    # --- streamed voice (Twilio, WebRTC, ARI externalMedia, the simulator's audio mode) -----------
+    vad_batch_ms: float = 32.0  # the shared Silero evaluates every call's windows in one batch this often
+    voice_jitter_ms: float = 20.0  # agent audio goes out at most this far ahead of its playout time
+    stt_provider_en: str = ""  # STT for English callers (e.g. moonshine); empty = STT_PROVIDER
+    stt_provider_fa: str = ""  # STT for Persian callers; empty = STT_PROVIDER
+    stt_provider_ar: str = ""  # STT for Arabic callers; empty = STT_PROVIDER
 
     # --- language models ------------------------------------------------------------------------
     llm_base_url: str = ""  # empty = no LLM: fallback tokens / scripted personas

@@ -6,12 +6,13 @@ import textwrap
 
 import pytest
 
-from switchboard.app import build_caller_voices, build_engine, build_network
+from switchboard.app import build_engine, build_network
 from switchboard.clock import run_virtual
 from switchboard.flows.validate import parse_scenario_text
 from switchboard.settings import Settings
 from switchboard.simulation import simulate
 from switchboard.speech.service import SpeechService
+from switchboard.telephony.sim.backend import build_caller_voices
 from switchboard.telephony.sim.script import CallerFile, CallerScript, Reply
 
 pytestmark = pytest.mark.models
@@ -78,10 +79,10 @@ def test_voices_cache_each_reply_once(speech: SpeechService) -> None:
     script = CallerScript(language="en")
 
     async def twice():  # type: ignore[no-untyped-def]
-        a = await voices("no thanks", script, delay=0.3, max_duration=8, max_silence=1.5)
-        b = await voices("no thanks", script, delay=0.3, max_duration=8, max_silence=1.5)
+        a = await voices.speech("no thanks", script)
+        b = await voices.speech("no thanks", script)
         return a, b
 
     a, b = run_virtual(twice())
     assert a.sample_rate == 8000 and 0.4 < a.duration < 3.0
-    assert a.pcm == b.pcm and len(voices._cache) == 1
+    assert a.pcm is b.pcm  # synthesized once

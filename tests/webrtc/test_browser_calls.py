@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import uvicorn
 
-from switchboard.app import browser_calls_router, build_node, build_speech, build_webrtc, start_browser_calls
+from switchboard.app import browser_calls_router, build_node, build_speech, build_voice, start_browser_calls
 from switchboard.panel.server import create_panel_app
 from switchboard.settings import Settings
 from switchboard.speech.audio import resample
@@ -50,8 +50,10 @@ async def served(tmp_path: Path, **overrides: object) -> AsyncIterator[Served]:
                         **overrides)
     speech = build_speech(settings)
     await speech.warm_up()
-    webrtc = build_webrtc(settings, speech=speech)
-    node = await build_node(settings, speech=speech, backend=webrtc)
+    voice = build_voice(settings, speech)
+    node = await build_node(settings, speech=speech, voice=voice)
+    webrtc = node.dialer.backend
+    assert isinstance(webrtc, WebRTCBackend)
     app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names, dialer=node.dialer)
     app.include_router(browser_calls_router(settings, webrtc, node))
     with socket.socket() as s:
@@ -72,6 +74,7 @@ async def served(tmp_path: Path, **overrides: object) -> AsyncIterator[Served]:
         server.should_exit = True
         await webrtc.stop()
         await node.close()
+        await voice.aclose()
         await serving
 
 

@@ -126,12 +126,24 @@ def _encode(pcm: bytes, lut: np.ndarray) -> bytes:
     return lut[samples].tobytes()
 
 
+# The hot path of every streamed call (50 frames a second each way): μ-law through tables indexed
+# directly by the bytes — the encoder by the unsigned 16-bit view of the samples, the decoder as two
+# `bytes.translate` tables (low and high byte) interleaved — a few µs for a 20 ms frame.
+_ULAW_BY_U16 = _ulaw_encode_lut()[np.arange(65536) ^ 0x8000]
+_ULAW_PCM = _ulaw_decode_lut().astype("<i2").tobytes()
+_ULAW_LOW = _ULAW_PCM[0::2]
+_ULAW_HIGH = _ULAW_PCM[1::2]
+
+
 def pcm16_to_ulaw(pcm: bytes) -> bytes:
-    return _encode(pcm, _ulaw_encode_lut())
+    return _ULAW_BY_U16[np.frombuffer(pcm, dtype="<u2")].tobytes()
 
 
 def ulaw_to_pcm16(data: bytes) -> bytes:
-    return _ulaw_decode_lut()[np.frombuffer(data, dtype=np.uint8)].astype("<i2").tobytes()
+    out = bytearray(2 * len(data))
+    out[0::2] = data.translate(_ULAW_LOW)
+    out[1::2] = data.translate(_ULAW_HIGH)
+    return bytes(out)
 
 
 def pcm16_to_alaw(pcm: bytes) -> bytes:

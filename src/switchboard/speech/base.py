@@ -33,6 +33,7 @@ class Transcript:
     language: str | None = None
     confidence: float | None = None
     latency: float = 0.0  # seconds spent transcribing
+    queued: float = 0.0  # seconds waiting for a slot of the shared STT pool before that
 
 
 @runtime_checkable
@@ -112,3 +113,7 @@ class VadProvider(Protocol):
     name: str
 
     def open(self, sample_rate: int) -> VadStream: ...
+
+    async def aclose(self) -> None:
+        """Release the shared model (the process is stopping)."""
+        ...

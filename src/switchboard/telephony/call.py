@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from enum import Enum
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import AsyncIterator, Literal, Protocol, runtime_checkable
 
@@ -165,11 +166,13 @@ class StreamsOnRequest(Protocol):
 
 
 class HangupSignal:
-    """Helper for backends: one place that records a hang-up and wakes every waiter."""
+    """Helper for backends: one place that records a hang-up and wakes every waiter (and tells each
+    subscriber, synchronously, e.g. a media port whose session must stop at once)."""
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
         self.cause = ""
+        self._subscribers: list[Callable[[str], None]] = []
 
     @property
     def is_set(self) -> bool:
@@ -179,6 +182,17 @@ class HangupSignal:
         if not self._event.is_set():
             self.cause = cause
             self._event.set()
+            for subscriber in list(self._subscribers):
+                subscriber(cause)
+
+    def subscribe(self, subscriber: Callable[[str], None]) -> Callable[[], None]:
+        """Call `subscriber(cause)` on the hang-up (at once if it already happened); returns the
+        unsubscribe function."""
+        if self._event.is_set():
+            subscriber(self.cause)
+            return lambda: None
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber) if subscriber in self._subscribers else None
 
     async def wait(self) -> None:
         await self._event.wait()

@@ -47,6 +47,11 @@ class CallControl(Protocol):
         """Ring an operator and connect the caller when they answer."""
         ...
 
+    async def wait_for_hangup(self, timeout: float | None = None) -> bool:
+        """Until the call ends (True) or `timeout` passes (False); after a transfer the media stream
+        may be gone while the caller talks to the operator, so this is signalling's to know."""
+        ...
+
 
 class StreamingCall:
     """Implements `switchboard.telephony.call.Call` over a `VoiceSession` and a `CallControl`."""
@@ -134,7 +139,17 @@ class StreamingCall:
                     return
 
     async def wait_for_hangup(self, timeout: float | None = None) -> bool:
-        return await self.session.wait_for_hangup(timeout)
+        if self.session.hangup.is_set:
+            return True
+        ended = asyncio.ensure_future(self.control.wait_for_hangup(timeout))
+        try:
+            await self.session.race(ended)  # type: ignore[arg-type]
+        except CallerHangup:
+            return True
+        finally:
+            if not ended.done():
+                ended.cancel()
+        return bool(ended.result())
 
     async def hangup(self, cause: str = "normal") -> None:
         if not self.session.hangup.is_set:

@@ -11,9 +11,16 @@ use, so it paces on the wall clock and on the simulator's virtual clock alike.
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Protocol
 
 from switchboard.voice.port import FRAME_SECONDS
+
+
+def grid(now: float, period: float) -> float:
+    """The last multiple of `period` at or before `now`. Every ticker of the process keeps to this
+    grid, so on the simulator's virtual clock their ticks coincide (one clock jump serves them all)."""
+    return math.floor(now / period + 1e-9) * period
 
 
 class Talker(Protocol):
@@ -40,6 +47,9 @@ class Pacer:
 
     def discard(self, talker: Talker) -> None:
         self._talkers.pop(id(talker), None)
+        if not self._talkers and self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()  # nobody is talking: no tick at all
+            self._task = None
 
     @property
     def talking(self) -> int:
@@ -47,14 +57,14 @@ class Pacer:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        due = loop.time()
+        due = grid(loop.time(), self.period)
         try:
             while self._talkers:
                 due += self.period
                 delay = due - loop.time()
-                if delay < 0:  # the loop was late: tick now, from now
+                if delay < 0:  # the loop was late: tick now, then back on the grid
                     self.lag_max = max(self.lag_max, -delay)
-                    due = loop.time()
+                    due = grid(loop.time(), self.period)
                     delay = 0.0
                 await asyncio.sleep(delay)
                 self.ticks += 1
@@ -63,7 +73,8 @@ class Pacer:
                     if not talker.pace(now):
                         self._talkers.pop(key, None)
         finally:
-            self._task = None
+            if self._task is asyncio.current_task():
+                self._task = None
 
     async def aclose(self) -> None:
         self._talkers.clear()

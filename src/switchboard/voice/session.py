@@ -78,6 +78,7 @@ class VoiceSession:
         self._marks: dict[int, _Playout] = {}
         self._token = 0
         self._closed = False
+        self._port_closing: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
         vad.set_listener(self._on_vad)
         port.attach(self)
@@ -109,6 +110,8 @@ class VoiceSession:
             playout.played(self._loop.time())
 
     def on_hangup(self, cause: str) -> None:
+        """The far end is gone: every pending and later operation raises `CallerHangup`, and the
+        call's share of the shared VAD and the port are released."""
         if self.hangup.is_set:
             return
         self.hangup.set(cause)
@@ -116,6 +119,10 @@ class VoiceSession:
         self.events.put_nowait(None)
         if self._playout is not None:
             self._playout.halt()
+        self.vad.close()
+        if not self._closed:
+            self._closed = True
+            self._port_closing = self._loop.create_task(self.port.close())
 
     # --- the VAD ----------------------------------------------------------------------------------
 
@@ -272,15 +279,16 @@ class VoiceSession:
             yield event
 
     async def close(self, cause: str = "normal") -> None:
-        """We are done with the call: stop talking and listening, release the port."""
-        if self._closed:
-            return
-        self._closed = True
+        """We are done with the call (or its stream): stop talking and listening, release the port."""
         if self._playout is not None:
             self._playout.stop()
-        self.vad.close()
-        self.on_hangup(cause)
-        await self.port.close()
+        if not self._closed:
+            self._closed = True
+            self.on_hangup(cause)
+            self.vad.close()
+            await self.port.close()
+        elif self._port_closing is not None:
+            await asyncio.gather(self._port_closing, return_exceptions=True)
 
 
 async def _sentences(text: str | AsyncIterable[str]) -> AsyncIterator[str]:

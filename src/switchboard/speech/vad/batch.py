@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -191,6 +192,7 @@ class SileroBatch:
         self._open = 0
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._busy = False
 
     # --- the model --------------------------------------------------------------------------------
 
@@ -224,6 +226,9 @@ class SileroBatch:
 
     def _closed(self, stream: SileroStream) -> None:
         self._open -= 1
+        if self._open == 0 and self._task is not None and not self._busy:
+            self._task.cancel()  # no call left: no tick (a batch in flight finishes its tick first)
+            self._task = None
 
     @property
     def open_streams(self) -> int:
@@ -233,13 +238,13 @@ class SileroBatch:
 
     async def _ticks(self) -> None:
         loop = asyncio.get_running_loop()
-        due = loop.time()
+        due = math.floor(loop.time() / self.period + 1e-9) * self.period  # on a grid: see voice.pacing.grid
         try:
             while self._open > 0:
                 due += self.period
                 delay = due - loop.time()
                 if delay < 0:  # fell behind (a long batch): evaluate now, do not try to catch up
-                    due = loop.time()
+                    due = math.floor(loop.time() / self.period + 1e-9) * self.period
                     delay = 0.0
                 await asyncio.sleep(delay)
                 await self.evaluate()
@@ -249,7 +254,8 @@ class SileroBatch:
             log.exception("shared VAD tick failed")
             raise
         finally:
-            self._task = None
+            if self._task is asyncio.current_task():
+                self._task = None
 
     async def evaluate(self) -> None:
         """Evaluate every complete window of every open stream (one batch run per window depth)."""
@@ -279,7 +285,11 @@ class SileroBatch:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
         started = time.perf_counter()
-        await loop.run_in_executor(self._executor, self._compute, jobs)
+        self._busy = True
+        try:
+            await loop.run_in_executor(self._executor, self._compute, jobs)
+        finally:
+            self._busy = False
         self.stats.busy_seconds += time.perf_counter() - started
         for job in jobs:
             for stream, probabilities, windows in zip(job.streams, job.probabilities, job.audio):  # type: ignore[attr-defined]

@@ -70,3 +70,6 @@ class WebRtcVadProvider:
         from switchboard.speech.vad.webrtc import WebRtcVAD
 
         return InlineVadStream(WebRtcVAD(sample_rate, settings=self.settings, aggressiveness=self.aggressiveness))
+
+    async def aclose(self) -> None:
+        pass

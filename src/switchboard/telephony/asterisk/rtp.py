@@ -1,5 +1,5 @@
-"""RTP for ARI `externalMedia` channels: packets, G.711 μ-law (`speech.audio`'s codec) / L16 payloads, 20 ms pacing, a jitter
-buffer, and one asyncio UDP endpoint per call.
+"""RTP for ARI `externalMedia` channels: packets, G.711 μ-law (`speech.audio`'s codec) / L16 payloads,
+a jitter buffer, and one asyncio UDP endpoint per call (the voice layer paces what it sends).
 
 Audio crosses this module's edge as PCM16 little-endian mono at the format's rate (8 kHz for `ulaw`,
 16 kHz for `slin16`); RTP L16 payloads are big-endian (network order) as RFC 3551 requires.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -194,11 +194,17 @@ class JitterBuffer:
         return len(self._packets)
 
 
+def _drop(pcm: bytes) -> None:
+    pass
+
+
 class RtpEndpoint(asyncio.DatagramProtocol):
-    """One call's UDP RTP socket: inbound frames through a jitter buffer, outbound paced at 20 ms.
+    """One call's UDP RTP socket: inbound frames through a jitter buffer straight to `on_frame`,
+    outbound frames sent the moment they are handed over (the voice layer paces them).
 
     The remote address is learnt from the first packet received (symmetric RTP, as Asterisk's
-    externalMedia expects) unless given explicitly.
+    externalMedia expects) unless given explicitly. Nothing here runs per packet but the packet
+    itself: no queue, task or timer (the jitter buffer's flush timer is armed once per pause).
     """
 
     def __init__(self, fmt: RtpFormat, *, jitter_depth: int = 3) -> None:
@@ -207,15 +213,16 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.jitter = JitterBuffer(depth=jitter_depth)
         self.remote: tuple[str, int] | None = None
         self.transport: asyncio.DatagramTransport | None = None
+        self.on_frame: Callable[[bytes], None] = _drop  # PCM16 frames of 20 ms at fmt.sample_rate
+        self.on_closed: Callable[[], None] | None = None
         self.received = 0
         self.sent = 0
-        self._inbound: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._outbound: asyncio.Queue[bytes] = asyncio.Queue()
-        self._pacer: asyncio.Task[None] | None = None
-        self._flush_timer: asyncio.TimerHandle | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
         self.closed = False
+        self._last_packet = 0.0
+        self._last_sent: float | None = None
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._hold = FRAME_MS * (jitter_depth + 1) / 1000  # a pause this long hands over what is buffered
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     async def open(cls, host: str, fmt: RtpFormat, *, port: int = 0, jitter_depth: int = 3) -> RtpEndpoint:
@@ -234,7 +241,7 @@ class RtpEndpoint(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self._pacer = asyncio.get_running_loop().create_task(self._pace())
+        self._loop = asyncio.get_running_loop()
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
@@ -246,85 +253,55 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.received += 1
         self.jitter.push(pkt)
         self._release(drain=False)
-        # If the stream pauses, hand over what is buffered after a few frame times.
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-        self._flush_timer = asyncio.get_running_loop().call_later(
-            FRAME_MS * (self.jitter.depth + 1) / 1000, self._release, True)
+        assert self._loop is not None
+        self._last_packet = self._loop.time()
+        if self._flush_timer is None and len(self.jitter):
+            self._flush_timer = self._loop.call_later(self._hold, self._flush)
+
+    def _flush(self) -> None:
+        """If the stream paused, hand over what the jitter buffer holds; otherwise look again later."""
+        self._flush_timer = None
+        assert self._loop is not None
+        idle = self._loop.time() - self._last_packet
+        if idle >= self._hold - 1e-3:
+            self._release(drain=True)
+        elif len(self.jitter):
+            self._flush_timer = self._loop.call_later(self._hold - idle, self._flush)
 
     def _release(self, drain: bool) -> None:
         for pkt in self.jitter.pop_ready(drain=drain):
             if pkt is None:
-                self._inbound.put_nowait(b"\x00" * self.fmt.pcm_frame_bytes)
+                self.on_frame(b"\x00" * self.fmt.pcm_frame_bytes)
             else:
-                self._inbound.put_nowait(self.fmt.decode(pkt.payload))
+                self.on_frame(self.fmt.decode(pkt.payload))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._inbound.put_nowait(None)
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        if self.on_closed is not None:
+            self.on_closed()
 
     # --- public API -----------------------------------------------------------------------------
 
-    async def frames(self) -> AsyncIterator[bytes]:
-        """Inbound PCM16 frames (20 ms each) in order, until the endpoint closes."""
-        while True:
-            frame = await self._inbound.get()
-            if frame is None:
-                return
-            yield frame
-
-    def send(self, pcm: bytes, *, flush: bool = True) -> None:
-        """Queue PCM for paced transmission (one packet per 20 ms)."""
-        for frame in self.packetizer.frames(pcm, flush=flush):
-            self._outbound.put_nowait(frame)
-        if not self._outbound.empty():
-            self._idle.clear()
-
-    def clear(self) -> int:
-        """Drop queued outbound audio (barge-in); returns the number of frames dropped."""
-        dropped = 0
-        while not self._outbound.empty():
-            self._outbound.get_nowait()
-            dropped += 1
-        self._idle.set()
-        return dropped
-
-    async def drain(self) -> None:
-        """Wait until every queued outbound frame has been sent."""
-        await self._idle.wait()
-
-    async def _pace(self) -> None:
-        loop = asyncio.get_running_loop()
+    def send(self, pcm: bytes) -> None:
+        """Send whole 20 ms frames now, one packet each. After an idle gap the RTP clock skips
+        ahead and the next packet starts a new talkspurt (marker bit), as RFC 3551 wants."""
+        if self.remote is None or self.transport is None or self.closed:
+            return
+        assert self._loop is not None
+        now = self._loop.time()
         interval = FRAME_MS / 1000
-        last_sent: float | None = None
-        while True:
-            frame = await self._outbound.get()
-            start = loop.time()
-            if last_sent is not None:
-                if start - last_sent > 2 * interval:
-                    self.packetizer.skip(start - last_sent - interval)
-                elif start < last_sent + interval:  # keep 20 ms between bursts too
-                    await asyncio.sleep(last_sent + interval - start)
-                    start = loop.time()
-            n = 0
-            while True:
-                if self.remote is not None and self.transport is not None and not self.closed:
-                    self.transport.sendto(self.packetizer.packet(frame).pack(), self.remote)
-                    self.sent += 1
-                last_sent = loop.time()
-                n += 1
-                if self._outbound.empty():
-                    self._idle.set()
-                    break
-                frame = self._outbound.get_nowait()
-                # schedule against the burst's start so timer jitter never accumulates
-                await asyncio.sleep(max(0.0, start + n * interval - loop.time()))
+        if self._last_sent is not None and now - self._last_sent > 3 * interval:
+            self.packetizer.skip(now - self._last_sent - interval)
+        for frame in self.packetizer.frames(pcm, flush=True):
+            self.transport.sendto(self.packetizer.packet(frame).pack(), self.remote)
+            self.sent += 1
+        self._last_sent = now
 
     def close(self) -> None:
-        if self._pacer is not None:
-            self._pacer.cancel()
         if self._flush_timer is not None:
             self._flush_timer.cancel()
+            self._flush_timer = None
         if self.transport is not None and not self.closed:
             self.transport.close()
-        self._idle.set()

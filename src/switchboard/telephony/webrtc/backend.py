@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from switchboard.avatar.base import AvatarProvider, AvatarSession, AvatarUnavailable
 from switchboard.telephony.backend import DialResult, InboundHandler
@@ -35,16 +35,13 @@ from switchboard.telephony.webrtc.peer import BrowserPeer, IceConfig
 from switchboard.telephony.webrtc.port import WebRTCPort
 from switchboard.telephony.webrtc.tokens import CallScope
 
+if TYPE_CHECKING:
+    from switchboard.telephony.registry import BackendDeps
+
 log = logging.getLogger(__name__)
 
-class MakeCall(Protocol):
-    """Builds the streamed `Call` (the voice layer's) on a browser call's port and signalling."""
-
-    def __call__(self, bc: BrowserCall) -> Call: ...
-
-    async def aclose(self) -> None:
-        """Release what the calls shared, at shutdown."""
-        ...
+MakeCall = Callable[["BrowserCall"], Call]
+"""Builds the streamed `Call` (the voice layer's) on a browser call's port and signalling."""
 BrowserInbound = Callable[[Call, Any], Awaitable[None]]
 """Runs an inbound call on a given scenario (the dialer's `handle_inbound(call, scenario=...)`)."""
 
@@ -105,6 +102,27 @@ class WebRTCBackend:
     _stopped: bool = False
     connects_failed: int = 0
 
+    @classmethod
+    def from_deps(cls, deps: BackendDeps) -> WebRTCBackend:
+        """From settings and the process's voice runtime (`telephony.registry`)."""
+        from switchboard.avatar.registry import build_avatar
+        from switchboard.brain.personas import PersonaRegistry
+        from switchboard.telephony.webrtc.call import BrowserCallFactory
+
+        settings = deps.settings
+        if deps.voice is None:
+            raise RuntimeError("the webrtc backend needs the voice runtime (VAD, pacer, TTS)")
+        names: dict[str, str] = {}
+        if settings.personas_dir.is_dir():
+            personas = PersonaRegistry.load_dir(settings.personas_dir)
+            names = {n: personas.get(n).display_name or n for n in personas.names()}
+        return cls(make_call=BrowserCallFactory(deps.voice), sample_rate=settings.webrtc_sample_rate,
+                   ice=IceConfig.parse(settings.webrtc_ice_servers, settings.webrtc_turn_username,
+                                       settings.webrtc_turn_password.get_secret_value()),
+                   max_calls=settings.webrtc_max_calls, connect_timeout=settings.webrtc_connect_timeout,
+                   media_timeout=settings.webrtc_media_timeout, max_call_seconds=settings.webrtc_max_call_seconds,
+                   avatar=build_avatar(settings), display_names=names)
+
     # --- TelephonyBackend ---------------------------------------------------------------------------
     async def start(self, on_inbound: InboundHandler | BrowserInbound) -> None:
         """`on_inbound(call, scenario)` runs a browser call; a plain `InboundHandler` (one argument)
@@ -134,7 +152,6 @@ class WebRTCBackend:
         for bc in calls:
             await bc.peer.close()
         self._stopped = True
-        await self.make_call.aclose()
         if self.avatar is not None:
             await self.avatar.aclose()
 

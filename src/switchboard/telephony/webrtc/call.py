@@ -1,9 +1,9 @@
 """A browser call as the engine sees it: the voice layer's `StreamingCall` on a `WebRTCPort`.
 
-Turn-taking (VAD endpointing, barge-in, pacing, silence limits) is the voice layer's; this module
-only supplies the browser's signalling (`BrowserControl`) and captions: each sentence the agent
-starts to say is sent to the page as it goes to the TTS (the live caption, and the words an avatar
-speaks).
+Turn-taking (VAD endpointing, barge-in, pacing, silence limits) is the voice layer's, on the
+process's shared `VoiceRuntime` (one batched VAD, one pacer); this module only supplies the
+browser's signalling (`BrowserControl`) and captions: each sentence the agent starts to say is sent
+to the page as it goes to the TTS (the live caption, and the words an avatar speaks).
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from switchboard.speech.audio import Audio
-from switchboard.speech.base import VadProvider
-from switchboard.telephony.call import Call, TransferResult
+from switchboard.telephony.call import Call, CallFailed, TransferResult
 from switchboard.voice.call import StreamingCall
-from switchboard.voice.pacing import Pacer
-from switchboard.voice.prompts import PromptSource, StreamSpeech
-from switchboard.voice.recordings import RecordingKeeper
+from switchboard.voice.prompts import StreamSpeech
+from switchboard.voice.runtime import VoiceRuntime
 from switchboard.voice.session import VoiceSession
 
 if TYPE_CHECKING:
@@ -61,26 +59,16 @@ def captioned(speech: StreamSpeech, on_sentence: Callable[[str], None]) -> Strea
 
 @dataclass
 class BrowserCallFactory:
-    """Builds the streamed `Call` of each browser call from the process's shared voice parts."""
+    """Builds the streamed `Call` of each browser call on the process's shared voice parts."""
 
-    vad: VadProvider
-    pacer: Pacer
-    speech: StreamSpeech
-    prompts: PromptSource | None = None
-    recordings: RecordingKeeper | None = None
-
-    async def aclose(self) -> None:
-        """At shutdown, after the last call: the pacer's and the VAD's background work."""
-        await self.pacer.aclose()
-        close = getattr(self.vad, "aclose", None)  # a shared model has a thread to stop
-        if close is not None:
-            await close()
-        if self.recordings is not None:
-            self.recordings.flush()
+    voice: VoiceRuntime
 
     def __call__(self, bc: BrowserCall) -> Call:
-        session = VoiceSession(bc.port, vad=self.vad.open(bc.port.sample_rate), pacer=self.pacer,
-                               prompts=self.prompts, speech=captioned(self.speech, bc.feed.saying))
+        runtime = self.voice
+        if runtime.speech is None:
+            raise CallFailed("browser calls need a TTS (the voice runtime has none)")
+        session = VoiceSession(bc.port, vad=runtime.vad.open(bc.port.sample_rate), pacer=runtime.pacer,
+                               prompts=runtime.prompts, speech=captioned(runtime.speech, bc.feed.saying))
         return StreamingCall(session, BrowserControl(bc), call_id=bc.call_id, direction="inbound",
-                             remote_number=bc.remote, line_number=None, recordings=self.recordings,
+                             remote_number=bc.remote, line_number=None, recordings=runtime.recordings,
                              language=bc.scope.language)
