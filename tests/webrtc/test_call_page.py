@@ -64,7 +64,7 @@ async def test_talk_to_reception_get_sales_and_hang_up(tmp_path: Path, caller_se
             assert any("price" in s.lower() for s in said), state["transcript"]
             assert state["agentAudio"]["peak"] > 0.05 and state["agentAudio"]["loudMs"] > 4000, state["agentAudio"]
             assert state["mic"]["peak"] > 0.05  # the meter saw the caller's voice
-            assert state["turns"] and 0 < state["turns"][0]["latency"] < 15000
+            assert state["turns"] and all(200 <= t["latency"] < 60000 for t in state["turns"]), state["turns"]
             text = await page.locator("#transcript").inner_text()
             assert "You" in text and "Omid (sales)" in text
             await page.screenshot(full_page=True, path=str(SCREENSHOTS / "call-sales.png"))

@@ -285,8 +285,10 @@
       call.agentAudio.loudMs += TICK_MS;
       if (call.agentAudio.firstAt === null) call.agentAudio.firstAt = now;
       if (!agentLoud && now - agentQuietSince > 300) {
+        // A turn: the caller finished speaking (quiet for a moment), then the agent started.
         const speechEnd = call.mic.lastLoudAt;
-        if (speechEnd !== null && (call.turns.length === 0 || speechEnd > call.turns[call.turns.length - 1].agentStart)) {
+        if (speechEnd !== null && now - speechEnd >= 200 &&
+            (call.turns.length === 0 || speechEnd > call.turns[call.turns.length - 1].agentStart)) {
           call.turns.push({ speechEnd, agentStart: now, latency: now - speechEnd });
         }
       }
