@@ -7,81 +7,18 @@ Then every way a request can be wrong gets a 4xx that says why."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
-import uvicorn
 
-from switchboard.app import browser_calls_router, build_node, build_speech, build_voice, start_browser_calls
-from switchboard.panel.server import create_panel_app
-from switchboard.settings import Settings
 from switchboard.speech.audio import resample
-from switchboard.telephony.webrtc.backend import BrowserCall, WebRTCBackend
+from switchboard.telephony.webrtc.backend import BrowserCall
 from tests.webrtc.client import BrowserPeer
-from tests.webrtc.conftest import CALLER_SENTENCE, ROOT, until
+from tests.webrtc.conftest import CALLER_SENTENCE, until
+from tests.webrtc.harness import AUTH, served, token
 
 pytestmark = pytest.mark.models
-
-AUTH = {"Authorization": "Bearer tok"}
-
-
-@dataclass
-class Served:
-    base_url: str
-    webrtc: WebRTCBackend
-    node: object
-    http: httpx.AsyncClient
-
-
-@contextlib.asynccontextmanager
-async def served(tmp_path: Path, **overrides: object) -> AsyncIterator[Served]:
-    settings = Settings(_env_file=None, telephony_backend="webrtc", builtin_panel_token="tok",  # type: ignore[call-arg]
-                        builtin_panel_token_scopes="read,write",
-                        data_dir=tmp_path / "data", logs_dir=tmp_path / "logs", recordings_dir=tmp_path / "rec",
-                        tts_cache_dir=tmp_path / "tts", models_dir=ROOT / ".cache" / "models",
-                        scenarios_dir=ROOT / "scenarios", personas_dir=ROOT / "personas",
-                        strategies_dir=ROOT / "strategies", stt_language="en", metrics_enabled=False,
-                        **overrides)
-    speech = build_speech(settings)
-    await speech.warm_up()
-    voice = build_voice(settings, speech)
-    node = await build_node(settings, speech=speech, voice=voice)
-    webrtc = node.dialer.backend
-    assert isinstance(webrtc, WebRTCBackend)
-    app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names, dialer=node.dialer)
-    app.include_router(browser_calls_router(settings, webrtc, node))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    serving = asyncio.create_task(server.serve())
-    await node.deliverer.start()
-    await node.dialer.start()
-    await start_browser_calls(webrtc, node.dialer)
-    while not server.started:
-        await asyncio.sleep(0.02)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base, timeout=20) as http:
-            yield Served(base, webrtc, node, http)
-    finally:
-        server.should_exit = True
-        await webrtc.stop()
-        await node.close()
-        await voice.aclose()
-        await serving
-
-
-async def token(http: httpx.AsyncClient, **target: str) -> str:
-    resp = await http.post("/api/v1/calls/token", json=target, headers=AUTH)
-    assert resp.status_code == 201, resp.text
-    return str(resp.json()["token"])
 
 
 def caller_audio() -> bytes:
