@@ -7,6 +7,8 @@ command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 # Debian's Chromium for the page tests (Playwright drives it; its own browser download is not used).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+# Debian's Firefox ESR: the /call page is tested in it too (driven over WebDriver BiDi).
+command -v firefox-esr >/dev/null 2>&1 || missing+=(firefox-esr)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     [ -f /tmp/.switchboard-apt-updated ] || { apt-get update -qq && touch /tmp/.switchboard-apt-updated; }

@@ -103,7 +103,7 @@
         audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
       });
       audioCtx = new (window.AudioContext || window.webkitAudioContext)();
-      await audioCtx.resume();
+      audioCtx.resume().catch(() => {}); // never wait on it: without a sound device the meters stay flat
       const mic = analyser(localStream);
       setStatus("connecting", "Connecting…");
       const token = await mintToken(kind, name);
@@ -115,7 +115,11 @@
       pc.ontrack = (e) => {
         const stream = e.streams && e.streams[0] ? e.streams[0] : new MediaStream([e.track]);
         $("agent-audio").srcObject = stream; // Chromium feeds WebAudio only from a played stream
-        agent = analyser(stream);
+        const viaWebAudio = analyser(stream);
+        const receiver = e.receiver;
+        // Web Audio when it runs; else the level the RTP packets carry (RFC 6464), which every
+        // browser reports without a sound device.
+        agent = () => (audioCtx && audioCtx.state === "running") ? viaWebAudio() : packetLevel(receiver);
       };
       pc.onconnectionstatechange = () => {
         if (!pc) return;
@@ -271,8 +275,15 @@
     };
   }
 
+  function packetLevel(receiver) {
+    const sources = receiver && receiver.getSynchronizationSources ? receiver.getSynchronizationSources() : [];
+    const fresh = sources.filter((src) => performance.timeOrigin + performance.now() - src.timestamp < 100);
+    return fresh.length && typeof fresh[0].audioLevel === "number" ? fresh[0].audioLevel : 0;
+  }
+
   function measure(micLevel, agentLevel) {
     const now = performance.now();
+    call.audioState = audioCtx ? audioCtx.state : "closed"; // "running" when the meters are live
     const mic = micLevel();
     call.mic.level = mic;
     call.mic.peak = Math.max(call.mic.peak, mic);
