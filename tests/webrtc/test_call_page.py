@@ -121,3 +121,34 @@ async def test_two_tabs_at_once_one_closed_mid_call_both_end_with_results_and_le
         # Only the call that went on heard the caller's question.
         assert sorted("price" in (c["user_message"] or "").lower() for c in calls) == [False, True]
         assert (await sb.status())["active_calls"] == 0
+
+
+async def test_browser_calls_beside_asterisk(tmp_path: Path) -> None:
+    """WEBRTC_ENABLED=true: phones on Asterisk, browsers on /call, one process, one store."""
+    from tests.asterisk.double import AriDouble
+    from tests.webrtc.client import BrowserPeer
+    from tests.webrtc.harness import AUTH
+
+    sounds = tmp_path / "sounds"
+    sounds.mkdir()
+    async with AriDouble(scale=0.05, sounds_dir=str(sounds)) as ari, switchboard_run(
+            tmp_path, TELEPHONY_BACKEND="asterisk", WEBRTC_ENABLED="true", ARI_BASE_URL=ari.base_url,
+            ARI_WS_URL=ari.ws_url, ARI_USERNAME=ari.username, ARI_PASSWORD=ari.password, ARI_APP_NAME="switchboard",
+            AST_SOUND_DIR=str(sounds)) as sb:
+        import httpx
+
+        async with httpx.AsyncClient(base_url=sb.base_url, timeout=20) as http:
+            minted = await http.post("/api/v1/calls/token", json={"persona": "reception"}, headers=AUTH)
+            assert minted.status_code == 201, minted.text
+            peer = BrowserPeer()
+            await peer.call(http, minted.json()["token"])
+            greeting = await peer.wait_event(lambda ev: ev["type"] == "transcript" and ev["speaker"] == "agent", 40)
+            assert "Sara from reception" in greeting["text"] and peer.loud_seconds() > 1.0
+            await peer.wait_open()
+            peer.send({"type": "hangup"})
+            result = await peer.wait_event(lambda ev: ev["type"] == "result", 30)
+            await peer.close()
+        assert result["result"] == "hangup"
+        await until(lambda: any(c["phone"] == "web:BUILTIN_PANEL_TOKEN" and c["result"] == "hangup"
+                                for c in sb.stored_calls()), 30)
+        assert ari.sim.channels == {}  # the browser call never touched the PBX
