@@ -70,7 +70,8 @@ def make_audio(directory: Path) -> tuple[Path, Path]:
     async def synth(text: str) -> Audio:
         return await PiperTTS().synthesize(text, language="en")
 
-    speech = through_phone_line(asyncio.run(synth("Hello, I would like to know your opening hours, please.")))
+    # one breath: no pause inside it that would end an utterance early (one reply per 2 s of speech)
+    speech = through_phone_line(asyncio.run(synth("I would like to know your opening hours please")))
     reply = through_phone_line(asyncio.run(synth("Certainly, we are open from nine to five.")))
     samples = int(SPEECH_SECONDS * 8000) * 2
     start = 0

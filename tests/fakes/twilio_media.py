@@ -49,6 +49,7 @@ class TwilioMediaCaller:
     _player: asyncio.Task | None = None
     _reader: asyncio.Task | None = None
     closed_by_server: asyncio.Event = field(default_factory=asyncio.Event)
+    on_agent_frame: object = None  # called with the arrival time of each agent frame (benchmarks)
 
     def _next_seq(self) -> str:
         self._seq += 1
@@ -120,6 +121,8 @@ class TwilioMediaCaller:
                 if event == "media":
                     pcm = ulaw_to_pcm16(base64.b64decode(message["media"]["payload"]))
                     self.heard.append(Heard(loop.time(), pcm))
+                    if callable(self.on_agent_frame):
+                        self.on_agent_frame(loop.time())
                     self._buffer.append(pcm)
                 elif event == "mark":
                     self._buffer.append(("mark", message["mark"]["name"]))

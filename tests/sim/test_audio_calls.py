@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,7 @@ from switchboard.telephony.sim.backend import build_caller_voices
 from switchboard.telephony.sim.script import CallerFile, CallerScript, Reply
 
 pytestmark = pytest.mark.models
+ROOT = Path(__file__).resolve().parents[2]
 
 SCENARIO = textwrap.dedent("""\
     scenario:
@@ -86,3 +88,30 @@ def test_voices_cache_each_reply_once(speech: SpeechService) -> None:
     a, b = run_virtual(twice())
     assert a.sample_rate == 8000 and 0.4 < a.duration < 3.0
     assert a.pcm is b.pcm  # synthesized once
+
+
+def test_a_caller_who_talks_over_the_agent_really_interrupts_it(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The simulator's audio mode runs on the voice layer: the scripted caller's words are real audio,
+    the shared VAD hears them start over the agent's FAQ answer, the answer stops there, and those
+    very words are what the next turn transcribes (Moonshine for English)."""
+    from switchboard.flows.registry import ScenarioRegistry
+
+    root = tmp_path_factory.mktemp("barge")
+    settings = Settings(_env_file=None, stt_provider_en="moonshine", vad_end_silence=0.4,  # type: ignore[call-arg]
+                        recordings_dir=root / "rec", tts_cache_dir=root / "tts", data_dir=root / "data")
+    speech = SpeechService.from_settings(settings)
+    scenario = ScenarioRegistry(ROOT / "scenarios").get("reception")
+    assert scenario is not None
+    caller = CallerScript(phone="09120000001", language="en", replies=[
+        Reply(say="What are your opening hours?", delay=0.4),
+        Reply(say="Thank you, goodbye.", delay=1.2, barge_in=True)])  # 1.2 s into the answer
+    engine = build_engine(settings, speech=speech)
+    ctx = run_virtual(simulate(engine, build_network(settings, speech=speech), scenario,
+                               CallerFile(caller=caller), inbound=True))
+    turns = [e.detail for e in ctx.timeline if e.event == "turn"]
+    agent = [t for t in turns if t["speaker"] == "agent"]
+    faq = next(t for t in agent if t.get("kind") == "faq")
+    assert faq.get("interrupted") is True, turns  # the answer stopped where the caller started
+    said = [t["text"].lower() for t in turns if t["speaker"] == "caller"]
+    assert "opening hours" in said[0], said
+    assert said[1].startswith("thank you"), said  # the words that barged in, from the first one

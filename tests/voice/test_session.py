@@ -223,3 +223,20 @@ def test_prompts_play_from_the_built_files_and_a_missing_one_is_named(tmp_path: 
         await session.close()
 
     run_virtual(main())
+
+
+def test_closing_the_session_under_a_playback_is_a_hangup_for_the_player() -> None:
+    """A transport that ends the stream (Twilio `stop`, a closed socket) closes the session while
+    the engine still waits on a prompt: the engine must see `CallerHangup`, not a cancellation."""
+    async def main() -> None:
+        import asyncio
+
+        session, port, _, _ = rig()
+        playing = asyncio.ensure_future(session.say("a long greeting " * 20))
+        await asyncio.sleep(0.5)
+        port.sink.on_hangup("stream_stopped")  # what the port reports first ...
+        await session.close("stream_closed")  # ... and what the backend does right after
+        with pytest.raises(CallerHangup):
+            await playing
+
+    run_virtual(main())

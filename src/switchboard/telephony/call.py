@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from enum import Enum
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import AsyncIterator, Literal, Protocol, runtime_checkable
 
@@ -61,10 +61,13 @@ class CallCapabilities:
     `audio` says how turns travel: "text" (the simulator's text mode hands over words), "files" (a
     PBX plays and records files), "stream" (audio frames both ways through a `VoiceSession`).
     `stream_on_request`: the call offers `streaming()`, an async context manager inside which its
-    turns are streamed (ARI's externalMedia channel, opened for a conversation)."""
+    turns are streamed (ARI's externalMedia channel, opened for a conversation).
+    `speaks_text_streams`: the call offers `speak_stream(sentences)`, which speaks sentences as they
+    are still being written (an LLM's reply): the next is synthesized while the previous plays."""
 
     audio: Literal["text", "files", "stream"] = "text"
     stream_on_request: bool = False
+    speaks_text_streams: bool = False
 
 
 TEXT_CALL = CallCapabilities()
@@ -155,6 +158,14 @@ class Call(Protocol):
     async def hangup(self, cause: str = "normal") -> None: ...
 
     def events(self) -> AsyncIterator[CallEvent]: ...
+
+
+@runtime_checkable
+class SpeaksTextStreams(Protocol):
+    """A call whose `capabilities.speaks_text_streams` is true."""
+
+    async def speak_stream(self, sentences: AsyncIterable[str], *, language: str | None = None,
+                           voice: str | None = None, interruptible: bool = False) -> PlaybackResult: ...
 
 
 @runtime_checkable

@@ -31,7 +31,7 @@ from switchboard.voice.session import VoiceSession
 
 log = logging.getLogger(__name__)
 
-STREAMED = CallCapabilities(audio="stream")
+STREAMED = CallCapabilities(audio="stream", speaks_text_streams=True)
 
 
 class CallControl(Protocol):

@@ -279,9 +279,13 @@ class VoiceSession:
             yield event
 
     async def close(self, cause: str = "normal") -> None:
-        """We are done with the call (or its stream): stop talking and listening, release the port."""
+        """We are done with the call (or its stream): stop talking and listening, release the port.
+
+        A playback or listen still pending in another task ends with `CallerHangup` (the hang-up
+        signal is set below), never with a cancelled future: that would surface in the waiting task
+        as a `CancelledError` nobody asked for, and e.g. end a dialer's call task without a result."""
         if self._playout is not None:
-            self._playout.stop()
+            self._playout.halt()
         if not self._closed:
             self._closed = True
             self.on_hangup(cause)

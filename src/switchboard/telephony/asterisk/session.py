@@ -16,7 +16,7 @@ import contextlib
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -108,7 +108,8 @@ class AriCall:
         self.synthesize = synthesize
         self.on_ended = on_ended
         self.voice = voice  # the shared voice layer; None: no streamed turns (files only)
-        self.capabilities = CallCapabilities(audio="files", stream_on_request=voice is not None)
+        self.capabilities = CallCapabilities(audio="files", stream_on_request=voice is not None,
+                                             speaks_text_streams=True)
         self._streaming: VoiceSession | None = None
         self._stream_seq = 0
         self.channel_id = channel_id
@@ -416,6 +417,21 @@ class AriCall:
             audio = await self.synthesize(text, language, voice)
             await asyncio.to_thread(write_tts_sound, path, audio)
         return await self._play(f"sound:{rel}", interruptible=interruptible)
+
+    async def speak_stream(self, sentences: AsyncIterable[str], *, language: str | None = None,
+                           voice: str | None = None, interruptible: bool = False) -> PlaybackResult:
+        """Sentences as they are written: streamed on the voice layer (the next one synthesized while
+        the previous plays) while streaming, else one PBX playback per sentence."""
+        if self._streaming is not None:
+            result = await self._streaming.say(sentences, language=language, voice=voice, interruptible=interruptible)
+            if result.interrupted_by == "speech":
+                self._events.put_nowait(CallEvent("speech", {"barge_in": True}))
+            return result
+        async for sentence in sentences:
+            result = await self.speak(sentence, language=language, voice=voice, interruptible=interruptible)
+            if not result.completed:
+                return result
+        return PlaybackResult(completed=True)
 
     async def record(self, *, max_duration: float, max_silence: float, terminate_on: str = "") -> Recording:
         """Snoop-record the customer into a file; while streaming, cut the utterance from the RTP
