@@ -4,7 +4,8 @@ set -euo pipefail
 missing=()
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
-# Debian's Chromium for the page tests (Playwright drives it; its own browser download is not used).
+# The page tests (the console, /call) drive Debian's Chromium through Playwright (Playwright's own
+# browser download does not work offline).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 # Debian's Firefox ESR: the /call page is tested in it too (driven over WebDriver BiDi).

@@ -404,6 +404,9 @@ async def start_console(node: Node, console: Console):  # type: ignore[no-untype
         node.dialer.live = None
         return None
     console.print(login_message(node.settings, web.login_url), highlight=False)
+    loop = asyncio.get_running_loop()
+    if isinstance(loop, clock.VirtualClockLoop):  # watchable calls; idle gaps still skipped at once
+        loop.pace_if = lambda: node.dialer.active_calls > 0
     return web
 
 
@@ -421,7 +424,8 @@ def run_main(settings: Settings, console: Console, *, contacts: int | None = Non
                          serve_console=serve_console)
     if not virtual:
         return asyncio.run(coro)
-    return run_virtual(coro, start=demo_start(settings), real_grace=0.005)
+    return run_virtual(coro, start=demo_start(settings), real_grace=0.005,
+                       speed=settings.demo_speed if serve_console else 0.0)
 
 
 def demo_start(settings: Settings) -> datetime:

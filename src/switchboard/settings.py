@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     sim_audio: bool = True
     demo_contacts: int = 20
     demo_callers_dir: Path = Path("flowtests/callers")
+    demo_speed: float = 10.0  # virtual seconds per real second while the demo serves the console (0 = flat out)
 
     # --- storage --------------------------------------------------------------------------------
     database_url: str = ""  # empty -> sqlite+aiosqlite:///./data/switchboard.db

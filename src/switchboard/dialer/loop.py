@@ -26,6 +26,7 @@ from switchboard.engine.context import CallContext, TimelineEntry
 from switchboard.engine.engine import FlowEngine
 from switchboard.engine.operators import Operator
 from switchboard.observability import metrics
+from switchboard.observability.logging import CALL_ID
 from switchboard.flows.registry import ScenarioRegistry
 from switchboard.flows.schema import Scenario
 from switchboard.flows.validate import parse_scenario_text
@@ -344,6 +345,7 @@ class Dialer:
     async def _outbound_call(self, number: BatchNumber, contact: dict[str, Any], scenario: Scenario,
                              grant: Any) -> None:
         call_id = f"out-{uuid.uuid4().hex[:12]}"
+        CALL_ID.set(call_id)  # this task's log lines carry the call id
         line: OutboundLine = grant.line
         attempted_at = grant.at
         data = CallData(id=call_id, direction="outbound", phone=number.phone_number, phone_e164=number.e164,
@@ -431,6 +433,7 @@ class Dialer:
                         company=self.settings.company, scenario=scenario.name,
                         line=line.phone_number if line else call.line_number, line_id=line.id if line else None,
                         originated_at=attempted_at)
+        CALL_ID.set(data.id)
         normalized = try_normalize(call.remote_number, self.settings.default_region)
         data.phone_e164 = normalized.e164 if normalized else None
         self.stats.inbound += 1

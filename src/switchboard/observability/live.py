@@ -66,6 +66,7 @@ class LiveBoard:
         self._refreshed = 0.0
         self._refresh_pending = False
         self._finished = False
+        self._frozen_now: datetime | None = None
         self._ended_total = 0
         self._results: dict[str, int] = {}
 
@@ -76,6 +77,7 @@ class LiveBoard:
         self._probe = probe
         with self._lock:
             self._finished = False
+            self._frozen_now = None
         self.refresh()
 
     def detach(self, *, finished: bool = True) -> None:
@@ -83,6 +85,7 @@ class LiveBoard:
         self.refresh()
         with self._lock:
             self._finished = finished
+            self._frozen_now = self._node_now()  # the node's clock stops with it (virtual in the demo)
             self._probe = None
             self._loop = None
             self._version += 1
@@ -182,6 +185,8 @@ class LiveBoard:
                 self._refresh_pending = False
 
     def _node_now(self) -> datetime:
+        if self._frozen_now is not None:
+            return self._frozen_now
         loop = self._loop
         epoch = getattr(loop, "virtual_epoch", None) if loop is not None else None
         if epoch is not None:
@@ -210,15 +215,13 @@ def dialer_probe(dialer: Any, *, now: Callable[[], datetime]) -> Callable[[], di
         if dialer.stopping:
             state = "stopping"
         pool = dialer.engine.services.operators
-        operators = []
-        seen: set[str] = set()
+        serves: dict[str, list[str]] = {}
         for direction, roster in (("outbound", pool.default_outbound), ("inbound", pool.default_inbound)):
             for op in roster:
-                if (direction, op.number) in seen:
-                    continue
-                seen.add((direction, op.number))  # type: ignore[arg-type]
-                operators.append({"number": op.number, "id": op.id, "direction": direction,
-                                  "busy": pool.is_busy(op.number)})
+                if direction not in serves.setdefault(op.number, []):
+                    serves[op.number].append(direction)
+        operators = [{"number": number, "direction": ", ".join(directions), "busy": pool.is_busy(number)}
+                     for number, directions in serves.items()]
         return {
             "state": state,
             "pause_reason": pause if dialer.health.paused else None,

@@ -52,7 +52,10 @@ def create_panel_app(
     The store's lifetime is the caller's."""
     accounts = AccountService(AccountsRepo(store.sessions, store.dialect), settings)
     local = local or LocalPanel(store, settings, retry_policy=retry_policy)
-    app = FastAPI(title="Switchboard panel", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    # No Swagger/ReDoc pages: they load scripts from a CDN (offline machines, and the CSP). The schema
+    # itself is served at /api/openapi.json.
+    app = FastAPI(title="Switchboard panel", version="1", docs_url=None, redoc_url=None,
+                  openapi_url="/api/openapi.json")
     app.state.accounts = accounts
     app.state.panel = PanelContext(store=store, settings=settings, local=local, accounts=accounts,
                                    list_scenarios=list_scenarios or list, dialer=dialer or node)

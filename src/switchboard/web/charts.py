@@ -17,10 +17,10 @@ def daily_chart(rows: Sequence[UsageRow], *, title: str = "calls per day") -> st
     n = len(rows)
     top = max(1, max(r.calls for r in rows))
     plot_w, plot_h = W - PAD_L - PAD_R, H - PAD_T - PAD_B
-    step = plot_w / n
+    step = min(plot_w / n, 60.0)
     bar = max(2.0, step * 0.7)
     parts = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
-             f'role="img" aria-label="{escape(title)}">',
+             f'role="img" aria-label="{escape(title)}" fill="#374151">',
              f'<line x1="{PAD_L}" y1="{H - PAD_B}" x2="{W - PAD_R}" y2="{H - PAD_B}" stroke="#94a3b8"/>',
              f'<text x="{PAD_L - 6}" y="{PAD_T + 8}" text-anchor="end">{top}</text>',
              f'<text x="{PAD_L - 6}" y="{H - PAD_B}" text-anchor="end">0</text>',

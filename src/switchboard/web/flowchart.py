@@ -11,6 +11,8 @@ from html import escape
 from switchboard.flows.schema import Flow
 
 BOX_W, BOX_H, GAP, LEFT, TOP, LANE = 230, 40, 22, 10, 10, 16
+COLORS = {"entry": "#dcfce7", "hangup": "#fee2e2", "disconnect": "#fee2e2", "transfer_to_operator": "#fef3c7",
+          "converse": "#ede9fe", "set_result": "#f1f5f9"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +74,7 @@ def flow_svg(flow: Flow, *, title: str = "flow", current: str | None = None) -> 
         parts.append(f'<text x="{bulge + 3}" y="{(ya + yb) / 2 + 4}" fill="#475569">{escape(e.label)}</text>')
     for name, step in flow.steps.items():
         y = TOP + row[name] * (BOX_H + GAP)
-        fill = "#fde68a" if name == current else ("#dcfce7" if step.type == "entry" else
-                                                    "#fee2e2" if step.terminal else "#e0e7ff")
+        fill = "#fde68a" if name == current else COLORS.get(step.type, "#e0e7ff")
         parts.append(f'<g data-step="{escape(name)}"><rect x="{LEFT}" y="{y}" width="{BOX_W}" height="{BOX_H}" '
                      f'rx="6" fill="{fill}" stroke="#64748b"/>'
                      f'<text x="{LEFT + 8}" y="{y + 16}" font-weight="600">{escape(name)}</text>'

@@ -47,6 +47,7 @@ class PageSummary:
     headings: list[str] = field(default_factory=list)
     paragraphs: list[str] = field(default_factory=list)
     words: int = 0
+    answers: dict[str, str] = field(default_factory=dict)  # heading -> the first paragraph after it
 
     def text(self, limit: int = 3000) -> str:
         parts = [self.title, self.description, *self.headings, *self.paragraphs]
@@ -60,6 +61,8 @@ class _Extractor(HTMLParser):
         self.description = ""
         self.headings: list[str] = []
         self.paragraphs: list[str] = []
+        self.answers: dict[str, str] = {}
+        self._last_heading: str | None = None
         self._stack: list[str] = []
         self._buf: list[str] = []
         self._skip = 0
@@ -89,8 +92,12 @@ class _Extractor(HTMLParser):
             elif tag in ("h1", "h2", "h3"):
                 if len(self.headings) < 40:
                     self.headings.append(text[:200])
+                    self._last_heading = text[:200]
             elif len(self.paragraphs) < 60 and len(text) > 20:
                 self.paragraphs.append(text[:600])
+                if self._last_heading is not None:
+                    self.answers.setdefault(self._last_heading, text[:600])
+                    self._last_heading = None
 
     def handle_data(self, data: str) -> None:
         if self._stack and not self._skip:
@@ -105,7 +112,8 @@ def summarise_html(url: str, html: str) -> PageSummary:
     except Exception:  # html.parser copes with most tag soup; keep what it found
         log.debug("html parse of %s stopped early", url, exc_info=True)
     words = len(re.findall(r"\w+", " ".join(parser.paragraphs)))
-    return PageSummary(url, parser.title, parser.description, parser.headings, parser.paragraphs, words)
+    return PageSummary(url, parser.title, parser.description, parser.headings, parser.paragraphs, words,
+                       parser.answers)
 
 
 def _blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -213,7 +221,7 @@ class Draft:
     @property
     def yaml(self) -> str:
         return yaml.safe_dump({"strategy": self.strategy.model_dump(exclude_defaults=True)}, allow_unicode=True,
-                               sort_keys=False)
+                              sort_keys=False, width=4096)
 
 
 def deterministic_draft(inp: WizardInput, summary: PageSummary | None) -> Strategy:
@@ -224,14 +232,11 @@ def deterministic_draft(inp: WizardInput, summary: PageSummary | None) -> Strate
              (summary.paragraphs[0] if summary and summary.paragraphs else f"{name} helps with {inp.use_case}."))
     faqs: dict[str, str] = {}
     if summary:
-        for heading in summary.headings:
-            if heading.endswith("?") and len(faqs) < 6:
-                answer = next((p for p in summary.paragraphs if p[:40].lower() not in heading.lower()), pitch)
-                faqs[heading] = answer[:300]
-        if not faqs:
-            for heading in summary.headings[:4]:
-                faqs[f"What about {heading.rstrip('.').lower()}?"] = next(
-                    (p for p in summary.paragraphs if heading.split()[0].lower() in p.lower()), pitch)[:300]
+        for heading, answer in summary.answers.items():
+            if len(faqs) >= 6:
+                break
+            question = heading if heading.endswith("?") else f"What about {heading.rstrip('.').lower()}?"
+            faqs[question] = answer[:300]
     return Strategy.model_validate({
         "title": f"{name} — {inp.use_case}"[:200],
         "description": f"Drafted for {inp.industry}: {inp.use_case}. Goal: {inp.goal}."[:1000],

@@ -110,15 +110,16 @@ async def switch(request: Request, stem: str, enabled: str = Form(...),
     console = console_of(request)
     if console.settings.panel_base_url:
         return redirect("/scenarios", error="An external panel (PANEL_BASE_URL) decides the active scenarios.")
+    company = console.settings.company
+    # Every loaded scenario is registered with the panel (as a dialer does at start), so the
+    # switches describe the whole roster.
+    await console.store.scenarios.register([(s.name, s.spec.display_name or s.name)
+                                            for s in console.node.registry.all()], company=company)
     views = await scenario_views(console)
     view = _view(views, stem)
     on = enabled == "on"
-    company = console.settings.company
     if not view.registered:
-        if view.running is None:
-            return redirect("/scenarios", error=f"{view.name} is not loaded (its file has errors).")
-        await console.store.scenarios.register([(view.name, view.running.spec.display_name or view.name)],
-                                               company=company)
+        return redirect("/scenarios", error=f"{view.name} is not loaded (its file has errors).")
     if not on and not any(v.switched_on for v in views if v.registered and v.name != view.name):
         # The contract reads an empty `active_scenarios` as "every scenario": switching the last one
         # off would switch them all on. Pausing is the way to stop dialing.
