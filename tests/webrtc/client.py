@@ -85,7 +85,8 @@ class CallerTrack(MediaStreamTrack):
 class BrowserPeer:
     """One call from the "browser": `await peer.call(base_url, token)` then talk and listen."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_frame: Any = None) -> None:
+        self.on_frame = on_frame  # optional callback(monotonic time, RMS) per 20 ms received
         self.pc = RTCPeerConnection()
         self.mic = CallerTrack()
         self.pc.addTrack(self.mic)
@@ -116,6 +117,8 @@ class BrowserPeer:
             rms = float(np.sqrt(np.mean(samples * samples)))
             now = time.monotonic()
             self.received.append((now, rms))
+            if self.on_frame is not None:
+                self.on_frame(now, rms)
             if rms > LOUD and self.first_loud_at is None:
                 self.first_loud_at = now
 
