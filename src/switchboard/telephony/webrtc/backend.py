@@ -12,8 +12,8 @@ up, the tab closes or the network goes (no caller audio for `media_timeout`; ICE
 flow ends, or `max_call_seconds` pass. Whatever the ending, the peer connection, its tracks and tasks,
 the avatar session and the call's entry here are released (`active` is the proof tests read).
 
-Outbound dialing is not something a browser can take: `originate` answers `unreachable` at once,
-without touching the contact's attempts beyond what the dialer records for an unreachable number.
+Outbound dialing is not something a browser can take: `originate` fails at once as a trunk failure
+(retried, and counted toward the dialer's failure pause), never as the contact's own result.
 """
 
 from __future__ import annotations
@@ -132,8 +132,12 @@ class WebRTCBackend:
 
     async def originate(self, *, number: str, dial_string: str, line_number: str, caller_id: str,
                         timeout: float, variables: dict[str, str] | None = None) -> DialResult:
-        return DialResult(DialOutcome.UNREACHABLE, None, "the webrtc backend takes calls from browsers; "
-                                                         "it cannot dial phone numbers")
+        # A configuration error, not the contact's doing: a trunk failure (the contact is retried;
+        # the dialer pauses and alerts after FAIL_ALERT_THRESHOLD of them) rather than "missed".
+        log.error("webrtc: asked to dial %s, but browser calls cannot be placed: dial outbound over a phone "
+                  "backend (TELEPHONY_BACKEND=asterisk with WEBRTC_ENABLED=true)", line_number)
+        return DialResult(DialOutcome.FAILED, None, "the webrtc backend takes calls from browsers; "
+                                                    "it cannot dial phone numbers")
 
     async def stop(self, timeout: float = 15.0) -> None:
         """Hang up every browser call (each ends with a result) and release them all; idempotent."""

@@ -41,7 +41,6 @@ class CallFeed:
         self._channel: Channel | None = None
         self._buffer: deque[str] = deque(maxlen=max_buffer)
         self.persona: str | None = None
-        self.sent: list[dict[str, Any]] = []  # every event, in order (for the call's own record and tests)
 
     def attach(self, channel: Channel) -> None:
         self._channel = channel
@@ -59,7 +58,6 @@ class CallFeed:
                 return
 
     def publish(self, event: dict[str, Any]) -> None:
-        self.sent.append(event)
         self._buffer.append(json.dumps(event, ensure_ascii=False, default=str))
         self.flush()
 
