@@ -130,7 +130,7 @@ def ensure_chromium() -> None:
         pytest.fail("Debian's chromium is missing: apt-get install chromium chromium-driver")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # sync Playwright keeps a loop running on this thread: not past the module
 def browser() -> Iterator[Any]:
     ensure_chromium()
     from playwright.sync_api import sync_playwright
