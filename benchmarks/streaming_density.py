@@ -27,8 +27,8 @@ call, and replies missing; then Switchboard's figures as ratios to the baseline'
 when no reply frame was late, no reply is missing and p99 end of speech -> reply <= 350 ms. The last
 line is `streamed calls per process: N (baseline M, ratio R)`: the largest passing N of each.
 
-Endpointing in both: Silero, speech after 0.15 s, end after `--end-silence` (default 0.2 s) of
-silence — the latency floor of end of speech -> reply.
+Endpointing in both: Silero, speech after 0.15 s, end after `--end-silence` of
+silence (default 0.15 s) — with Silero's own decay, the floor of end of speech -> reply.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -533,12 +534,12 @@ def measure(kind: str, transport: str, n: int, seconds: float, end_silence: floa
                                 stdout=subprocess.PIPE, text=True, env=env)
         if load.stdout.readline().strip() != "steady":  # type: ignore[union-attr]
             raise RuntimeError("the callers did not start")
-        httpx.get(f"http://127.0.0.1:{port}/stats", params={"reset": 1})
+        httpx.get(f"http://127.0.0.1:{port}/stats", params={"reset": 1}, timeout=120)
         cpu0, t0 = proc_cpu(server.pid), time.monotonic()
         time.sleep(max(1.0, seconds - WARMUP - 1.0))
         cpu1, t1 = proc_cpu(server.pid), time.monotonic()
         rss1 = proc_rss(server.pid)
-        stats = httpx.get(f"http://127.0.0.1:{port}/stats").json()
+        stats = httpx.get(f"http://127.0.0.1:{port}/stats", timeout=120).json()  # a saturated loop answers late
         out, _ = load.communicate(timeout=seconds + 120)
         result = json.loads(out.strip().splitlines()[-1])
     finally:
@@ -580,7 +581,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, help="one point: this many concurrent calls")
     parser.add_argument("--seconds", type=float, default=20.0, help="run length per point")
     parser.add_argument("--transport", choices=("twilio", "rtp"), default="twilio")
-    parser.add_argument("--end-silence", type=float, default=0.2, help="VAD end of speech (seconds of silence)")
+    parser.add_argument("--end-silence", type=float, default=0.15, help="VAD end of speech (seconds of silence)")
     parser.add_argument("--only", choices=("switchboard", "baseline"), help="measure one side only")
     parser.add_argument("--serve", choices=("switchboard", "baseline"), help=argparse.SUPPRESS)
     parser.add_argument("--load", type=int, help=argparse.SUPPRESS)
@@ -606,7 +607,9 @@ def main() -> None:
         asyncio.run(serve(args.serve, args.transport, args.port, args.end_silence, args.reply))
         return
     if args.load:
-        print(json.dumps(asyncio.run(run_callers(args.load, args.seconds, args.transport, args.port, args.speech))))
+        result = asyncio.run(run_callers(args.load, args.seconds, args.transport, args.port, args.speech))
+        with contextlib.suppress(BrokenPipeError):
+            print(json.dumps(result), flush=True)
         return
 
     print(f"streaming density over {'Twilio Media Streams (WebSocket)' if args.transport == 'twilio' else 'RTP (ARI externalMedia)'}"

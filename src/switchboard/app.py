@@ -337,6 +337,8 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
     external = bool(settings.panel_base_url)
     people = [] if external else demo_contacts(contacts, seed=int(clock.now().timestamp()) % 100000)
     voice = build_voice(settings, speech) if speech is not None else None
+    if voice is not None:
+        await voice.warm_up()
     node = await build_node(settings, speech=speech, demo=people, virtual_clock=virtual_clock, voice=voice)
     operators = [Operator(o.phone, o.id) for o in DEFAULT_OPERATORS]
     node.engine.services.operators.set_roster(None, "outbound", operators)
@@ -449,13 +451,20 @@ async def serve(settings: Settings, console: Console) -> int:
 
     from switchboard.telephony.registry import BackendDeps, BackendStartError, backend_spec
 
+    spec = backend_spec(settings.telephony_backend)
+    if spec.configure is not None:
+        try:
+            settings = spec.configure(settings)
+        except BackendStartError as exc:
+            console.print(f"[red]{exc}[/red]")
+            return 1
     speech = build_speech(settings)
     await speech.warm_up()
     voice = build_voice(settings, speech)
+    await voice.warm_up()
     node = await build_node(settings, speech=speech, voice=voice)
     webrtc = browser_backend(settings, node, speech=speech, voice=voice)
     await seed_static_contacts(node)
-    spec = backend_spec(settings.telephony_backend)
     if spec.prepare is not None:
         try:
             await spec.prepare(BackendDeps(settings, speech=speech, voice=voice, scenarios=node.registry))
@@ -464,13 +473,16 @@ async def serve(settings: Settings, console: Console) -> int:
             await node.close()
             await voice.aclose()
             return 1
-    from switchboard.web.serve import first_login, link_node, login_message
+    from switchboard.web.serve import first_login, link_node, login_message, restore_overrides
 
     brain = node.engine.services.extras.get("brain")
     link = link_node(registry=node.registry, brain=brain, dialer=node.dialer)
+    await restore_overrides(node.store, settings, link)
     app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names, node=link,
                            console=settings.console_enabled, llm=brain.llm if brain is not None else None,
                            routers=[brain.router()] if brain is not None else [])
+    if spec.routes is not None:  # e.g. /twilio/*: signed by the carrier, not behind the panel's auth
+        app.include_router(spec.routes(node.dialer.backend))
     if webrtc is not None:
         app.include_router(browser_calls_router(settings, webrtc, node))
     server = uvicorn.Server(uvicorn.Config(app, host=settings.panel_host, port=settings.panel_port,

@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
     company: str = "default"
-    telephony_backend: str = "sim"  # a name registered in telephony/registry.py (sim | asterisk)
+    telephony_backend: str = "sim"  # a name registered in telephony/registry.py (sim | asterisk | twilio)
     max_steps_per_call: int = 200
 
     # --- simulator / demo -----------------------------------------------------------------------
@@ -96,6 +96,15 @@ class Settings(BaseSettings):
     prompts_src_dir: Path = Path("assets/audio/src")  # prompt sources (mp3/wav) for `prompts build`
     prompts_wav_dir: Path = Path("assets/audio/wav")  # built 8 kHz .wav / 16 kHz .wav16 prompts
     prompts_sync_on_start: bool = False  # build + sync prompts (and render tts: prompts) at start-up
+
+    # --- Twilio ---------------------------------------------------------------------------------
+    twilio_account_sid: str = ""  # required with TELEPHONY_BACKEND=twilio
+    twilio_auth_token: SecretStr = SecretStr("")  # signs webhooks and authenticates REST calls
+    twilio_numbers: str = ""  # comma-separated Twilio numbers (E.164): inbound numbers and outbound lines
+    twilio_public_base_url: str = ""  # https URL Twilio reaches this server at (webhooks, media WebSocket)
+    twilio_api_base_url: str = "https://api.twilio.com"  # REST API root (a test double or regional edge)
+    twilio_machine_detection: str = ""  # empty = off; Enable | DetectMessageEnd: answering-machine detection
+    twilio_stream_timeout: float = 10.0  # seconds an answered call may take to open its media stream
 
     # --- speech ---------------------------------------------------------------------------------
     stt_provider: str = "whisper"  # whisper | vira | openai | text

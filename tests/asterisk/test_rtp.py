@@ -120,7 +120,8 @@ def test_jitter_buffer_conceals_loss_and_wraps() -> None:
 
 async def test_endpoints_exchange_audio_over_loopback_udp() -> None:
     """Frames leave the moment they are handed over (the voice layer paces them) and arrive, in
-    order, at the far end's `on_frame`; after a pause the RTP clock skips ahead with a marker."""
+    order, at the far end's `on_frame`; the RTP clock runs sample by sample within a talkspurt (even
+    if a busy loop sends a frame late) and skips ahead with a marker for the next one."""
     fmt = FORMATS["ulaw"]
     a = await RtpEndpoint.open("127.0.0.1", fmt)
     b = await RtpEndpoint.open("127.0.0.1", fmt)
@@ -142,6 +143,7 @@ async def test_endpoints_exchange_audio_over_loopback_udp() -> None:
         for n, i in enumerate(range(0, len(audio), 320)):  # paced as the voice layer does
             await asyncio.sleep(max(0.0, start + n * 0.02 - loop.time()))
             a.send(audio[i:i + 320])
+        a.end_talkspurt()  # the playback is over (the voice layer's mark)
         await asyncio.sleep(0.5)
         a.send(audio[:320])  # a new talkspurt after half a second of silence
         await asyncio.sleep(0.2)

@@ -130,8 +130,10 @@ def ensure_chromium() -> None:
         pytest.fail("Debian's chromium is missing: apt-get install chromium chromium-driver")
 
 
-@pytest.fixture(scope="module")  # sync Playwright keeps a loop running on this thread: not past the module
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium per test module: Playwright's sync API keeps an event loop marked running in
+    this thread while it lives, which async tests in other modules must not meet."""
     ensure_chromium()
     from playwright.sync_api import sync_playwright
 

@@ -267,3 +267,15 @@ def test_readyz_reports_an_unreachable_database(tmp_path: Path) -> None:
 
     code, body = asyncio.run(check())
     assert code == 503 and body["status"] == "not ready" and body["database"].startswith("unreachable")
+
+
+def test_plain_http_from_another_host_is_told_why_sign_in_cannot_stick(tmp_path: Path) -> None:
+    settings = console_settings(tmp_path)
+    add_user(settings, "ann", "admin")
+    with serve_console(settings) as served, httpx.Client(base_url=served.base, timeout=20) as http:
+        form = {"username": "ann", "password": PASSWORD}
+        far = http.post("/login", data=form, headers={"Host": "console.example.com"})
+        assert far.status_code == 400 and "SESSION_COOKIE_SECURE=false" in far.text
+        proxied = http.post("/login", data=form, headers={"Host": "console.example.com",
+                                                          "X-Forwarded-Proto": "https"})
+        assert proxied.status_code == 303  # behind a TLS-terminating proxy on this machine

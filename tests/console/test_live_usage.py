@@ -19,7 +19,7 @@ from switchboard import clock
 from switchboard.store import CallData, EventData
 from switchboard.store.usage import CallFilter, UsageRepo, usage_totals
 from tests.console.conftest import console_settings
-from tests.storekit import BACKENDS, PG_URL, db_url, reset_postgres, settings, store  # noqa: F401
+from tests.storekit import BACKENDS, PG_URL, db_url, reset_postgres, settings, store  # noqa: F401  (store fixtures)
 
 
 def test_live_board_follows_a_campaign_from_another_thread(tmp_path: Path) -> None:
@@ -30,7 +30,7 @@ def test_live_board_follows_a_campaign_from_another_thread(tmp_path: Path) -> No
     from switchboard.simulation import DEFAULT_OPERATORS
     from switchboard.web.serve import link_node
 
-    settings = console_settings(tmp_path, max_attempts=1)
+    cfg = console_settings(tmp_path, max_attempts=1)
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(_JsonFormatter())
@@ -40,7 +40,7 @@ def test_live_board_follows_a_campaign_from_another_thread(tmp_path: Path) -> No
 
     async def campaign() -> dict[str, int]:
         loop = clock.asyncio.get_running_loop()  # type: ignore[attr-defined]
-        node = await build_node(settings, virtual_clock=True)
+        node = await build_node(cfg, virtual_clock=True)
         operators = [Operator(o.phone, o.id) for o in DEFAULT_OPERATORS]
         node.engine.services.operators.set_roster(None, "outbound", operators)
         people = demo_contacts(8, seed=7)
@@ -96,7 +96,7 @@ def test_live_board_follows_a_campaign_from_another_thread(tmp_path: Path) -> No
     assert with_ids, lines[:5]  # lines logged while handling a call carry its id
 
 
-async def _seed_usage(store: Any) -> None:
+async def _seed_usage(st: Any) -> None:
     t0 = clock.now() - timedelta(hours=2)
 
     def call(cid: str, *, scenario: str, line: str | None, result: str, answered: bool, talk: float = 0.0,
@@ -121,10 +121,10 @@ async def _seed_usage(store: Any) -> None:
              persona="reception", tokens=100),
     ]
     for c in calls:
-        await store.calls.record(c, [EventData(t0, "call_started")])
+        await st.calls.record(c, [EventData(t0, "call_started")])
 
 
-async def test_usage_summary_figures(store: Any) -> None:  # noqa: F811
+async def test_usage_summary_figures(store: Any) -> None:  # noqa: F811  (the storekit fixture)
     await _seed_usage(store)
     repo = UsageRepo(store.sessions, store.dialect)
     by_scenario = {r.key: r for r in await repo.summary(CallFilter("acme"), "scenario")}
@@ -143,6 +143,9 @@ async def test_usage_summary_figures(store: Any) -> None:  # noqa: F811
     assert by_line == {"(not dialed)": 0, "L1": 3, "L2": 3}
     by_day = await repo.summary(CallFilter("acme"), "day", offset_minutes=210)
     assert len(by_day) == 1 and by_day[0].calls == 7 and len(by_day[0].key) == 10
+    keyed, days = await repo.report(CallFilter("acme"), "scenario", offset_minutes=210)
+    assert [r.key for r in keyed] == ["reception", "sales"] and len(days) == 1 and days[0].calls == 7
+    assert days[0].answered == 5 and days[0].intents == {"yes": 2, "no": 1}
     total = usage_totals(list(by_scenario.values()))
     assert (total.calls, total.answered, total.intents["yes"]) == (7, 5, 2)
     only_l1 = await repo.summary(CallFilter("acme", line="L1"), "scenario")

@@ -113,5 +113,5 @@ def test_a_caller_who_talks_over_the_agent_really_interrupts_it(tmp_path_factory
     faq = next(t for t in agent if t.get("kind") == "faq")
     assert faq.get("interrupted") is True, turns  # the answer stopped where the caller started
     said = [t["text"].lower() for t in turns if t["speaker"] == "caller"]
-    assert "opening hours" in said[0], said
+    assert "what are your opening" in said[0], said  # (Moonshine on a phone line: "hours" varies)
     assert said[1].startswith("thank you"), said  # the words that barged in, from the first one

@@ -114,6 +114,10 @@ class VadProvider(Protocol):
 
     def open(self, sample_rate: int) -> VadStream: ...
 
+    async def warm_up(self) -> None:
+        """Load the model now (off the event loop) rather than under the first call."""
+        ...
+
     async def aclose(self) -> None:
         """Release the shared model (the process is stopping)."""
         ...

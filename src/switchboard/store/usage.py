@@ -9,12 +9,13 @@ store; day buckets use the panel's UTC offset.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Float, Index, and_, case, cast, func, literal, or_, select
+from sqlalchemy import Float, Index, and_, case, cast, func, literal, or_, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from switchboard.store.base import Page, Repository
@@ -24,7 +25,10 @@ from switchboard.store.models import Batch, CallRecord, Contact
 # console_accounts migration).
 Index("ix_calls_company_created", CallRecord.company, CallRecord.created_at)
 
+COUNT_CAP = 5_000  # listings count matches up to here ("5000+"): an exact count scans every row
+OPTIONS_TTL = 60.0  # seconds filter options (distinct values) are reused
 GroupBy = Literal["scenario", "persona", "line", "day"]
+_options_cache: dict[tuple[int, str, str], tuple[float, list[str]]] = {}
 GROUPS: tuple[GroupBy, ...] = ("scenario", "persona", "line", "day")
 # Records of numbers that were never dialed (refused by compliance, invalid numbers).
 NOT_DIALED = ("failed:do_not_call", "failed:compliance", "failed:invalid_number")
@@ -144,32 +148,57 @@ class UsageRow:
                 "talk_minutes": self.talk_minutes, "llm_tokens": self.llm_tokens, "intents": dict(self.intents)}
 
 
+def _add(row: UsageRow, intent: str | None, calls: Any, dial: Any, ans: Any, op: Any, ab: Any, opreq: Any,
+         stt: Any, llm: Any, secs: Any, tok: Any) -> None:
+    row.calls += int(calls or 0)
+    row.dialed += int(dial or 0)
+    row.answered += int(ans or 0)
+    row.to_operator += int(op or 0)
+    row.abandoned += int(ab or 0)
+    row.operator_requests += int(opreq or 0)
+    row.stt_failures += int(stt or 0)
+    row.llm_failures += int(llm or 0)
+    row.talk_seconds += float(secs or 0.0)
+    row.llm_tokens += int(tok or 0)
+    if intent is not None:
+        row.intents[str(intent)] = row.intents.get(str(intent), 0) + int(calls or 0)
+
+
 class UsageRepo(Repository):
     # --- listings -------------------------------------------------------------------------------
-    async def calls(self, flt: CallFilter, *, offset: int = 0, limit: int = 50, count: bool = True) -> Page:
+    async def calls(self, flt: CallFilter, *, offset: int = 0, limit: int = 50) -> Page:
+        """A page, newest first; `total` is exact up to COUNT_CAP + 1 (shown as "10,000+"), so a
+        listing never scans a whole large table just to count it."""
         conds = flt.conditions()
         stmt = (select(CallRecord).where(*conds).order_by(CallRecord.created_at.desc(), CallRecord.id)
                 .offset(offset).limit(limit))
+        cap = max(COUNT_CAP, offset + limit) + 1
+        capped = select(CallRecord.id).where(*conds).limit(cap).subquery()
         async with self.sessions() as s:
             rows = list((await s.scalars(stmt)).all())
-            total = (await s.scalar(select(func.count()).select_from(CallRecord).where(*conds)) or 0) if count \
-                else len(rows)
+            total = await s.scalar(select(func.count()).select_from(capped)) or 0
         return Page(rows, int(total), offset, limit)
 
-    async def iter_calls(self, flt: CallFilter, *, chunk: int = 1000, cap: int = 1_000_000
-                         ) -> AsyncIterator[CallRecord]:
-        """Every matching call newest first, in keyset-paged chunks (exports never hold them all)."""
+    async def iter_calls(self, flt: CallFilter, *, chunk: int = 2000, cap: int = 1_000_000) -> AsyncIterator[Any]:
+        """Every matching call newest first, as light rows (the listed columns, `persona` and
+        `intent_path` from the attributes, no transcripts), in keyset-paged chunks: an export never
+        holds them all and each chunk is an index range."""
+        c = CallRecord
+        columns = (c.id, c.direction, c.scenario, persona_expr().label("persona"),
+                   c.attributes["intent_path"].as_string().label("intent_path"), c.phone, c.phone_e164, c.line,
+                   c.operator, c.originated_at, c.answered_at, c.ended_at, c.created_at, c.result, c.reason, c.intent,
+                   c.user_message)
         conds = flt.conditions()
         last: tuple[datetime, str] | None = None
         sent = 0
         while sent < cap:
-            stmt = select(CallRecord).where(*conds)
+            stmt = select(*columns).where(*conds)
             if last is not None:
-                stmt = stmt.where(or_(CallRecord.created_at < last[0],
-                                      and_(CallRecord.created_at == last[0], CallRecord.id > last[1])))
-            stmt = stmt.order_by(CallRecord.created_at.desc(), CallRecord.id).limit(chunk)
+                stmt = stmt.where(tuple_(c.created_at, c.id) < tuple_(literal(last[0], c.created_at.type),
+                                                                       literal(last[1])))
+            stmt = stmt.order_by(c.created_at.desc(), c.id.desc()).limit(min(chunk, cap - sent))
             async with self.sessions() as s:
-                rows = list((await s.scalars(stmt)).all())
+                rows = list((await s.execute(stmt)).all())
             for row in rows:
                 yield row
             sent += len(rows)
@@ -178,18 +207,28 @@ class UsageRepo(Repository):
             last = (rows[-1].created_at, rows[-1].id)
 
     async def distinct(self, company: str, column: str, *, limit: int = 200) -> list[str]:
-        """Values to offer in a filter (scenarios, results, lines, operators, intents, personas)."""
+        """Values to offer in a filter (scenarios, results, lines, operators, intents, personas),
+        reused for OPTIONS_TTL seconds: they change rarely and each is a scan of the calls."""
+        key = (id(self.sessions), company, column)
+        cached = _options_cache.get(key)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < OPTIONS_TTL:
+            return cached[1]
         col = persona_expr() if column == "persona" else getattr(CallRecord, column)
         stmt = (select(col).where(CallRecord.company == company, col.is_not(None)).group_by(col)
                 .order_by(col).limit(limit))
         async with self.sessions() as s:
-            return [str(v) for v in (await s.scalars(stmt)).all() if v not in (None, "")]
+            values = [str(v) for v in (await s.scalars(stmt)).all() if v not in (None, "")]
+        _options_cache[key] = (now, values)
+        return values
 
     async def line_counts(self, company: str, since: datetime) -> dict[str, int]:
+        """Outbound calls per line since `since` (a call's row is created as it is dialed, so the
+        (company, created_at) index keeps this a short range scan)."""
         stmt = (select(CallRecord.line, func.count()).where(CallRecord.company == company,
+                                                           CallRecord.created_at >= since,
                                                            CallRecord.direction == "outbound",
-                                                           CallRecord.line.is_not(None),
-                                                           CallRecord.originated_at >= since)
+                                                           CallRecord.line.is_not(None))
                 .group_by(CallRecord.line))
         async with self.sessions() as s:
             return {str(line): int(n) for line, n in (await s.execute(stmt)).all()}
@@ -229,9 +268,15 @@ class UsageRepo(Repository):
 
     # --- the usage report -----------------------------------------------------------------------
     async def summary(self, flt: CallFilter, group_by: GroupBy, *, offset_minutes: int = 0) -> list[UsageRow]:
+        return (await self.report(flt, group_by, offset_minutes=offset_minutes, with_days=False))[0]
+
+    async def report(self, flt: CallFilter, group_by: GroupBy, *, offset_minutes: int = 0, with_days: bool = True
+                     ) -> tuple[list[UsageRow], list[UsageRow]]:
+        """The rows per `group_by` key and, in the same pass over the calls, per day (the chart)."""
         c = CallRecord
+        day = day_expr(self.dialect, offset_minutes)
         if group_by == "day":
-            key = day_expr(self.dialect, offset_minutes)
+            key = day
         elif group_by == "persona":
             key = func.coalesce(persona_expr(), literal("(no persona)"))
         elif group_by == "line":
@@ -250,33 +295,30 @@ class UsageRepo(Repository):
         def count_if(cond: ColumnElement[bool]) -> Any:
             return func.sum(case((cond, 1), else_=0))
 
-        stmt = (select(key.label("k"), func.count().label("calls"), count_if(dialed), count_if(answered),
+        # One pass: grouped by (key, day, intent), folded into rows per key and per day here (the
+        # groups are few: keys x days x intents).
+        by_day = with_days and group_by != "day"
+        stmt = (select(key.label("k"), (day if by_day else literal("")).label("d"), c.intent, func.count().label("calls"), count_if(dialed), count_if(answered),
                        count_if(c.result.in_(("connected_to_operator",))),
                        count_if(c.result == "disconnected"),
                        count_if(c.result.in_(("connected_to_operator", "disconnected"))),
                        count_if(c.result.startswith("failed:stt")), count_if(llm_failed),
                        func.sum(case((and_(answered, c.ended_at.is_not(None)), cast(talk, Float)), else_=0.0)),
                        func.sum(tokens))
-                .where(*flt.conditions()).group_by(key).order_by(key))
-        intents = (select(key.label("k"), c.intent, func.count()).where(*flt.conditions(), c.intent.is_not(None))
-                   .group_by(key, c.intent))
+                .where(*flt.conditions()).group_by(key, "d", c.intent))
         async with self.sessions() as s:
             rows = (await s.execute(stmt)).all()
-            intent_rows = (await s.execute(intents)).all()
         out: dict[str, UsageRow] = {}
-        for k, calls, dial, ans, op, ab, opreq, stt, llm, secs, tok in rows:
-            out[str(k)] = UsageRow(str(k), int(calls or 0), int(dial or 0), int(ans or 0), int(op or 0), int(ab or 0),
-                                   int(opreq or 0), int(stt or 0), int(llm or 0), float(secs or 0.0), int(tok or 0))
-        for k, intent, n in intent_rows:
-            row = out.get(str(k))
-            if row is not None:
-                row.intents[str(intent)] = int(n)
-        return list(out.values())
+        days: dict[str, UsageRow] = {}
+        for k, d, intent, *figures in rows:
+            targets = [out.setdefault(str(k), UsageRow(str(k)))]
+            if by_day:
+                targets.append(days.setdefault(str(d), UsageRow(str(d))))
+            for row in targets:
+                _add(row, intent, *figures)
+        keyed = [out[k] for k in sorted(out)]
+        return keyed, (keyed if group_by == "day" and with_days else [days[d] for d in sorted(days)])
 
-    async def daily_series(self, flt: CallFilter, *, offset_minutes: int = 0, days: int = 60) -> list[UsageRow]:
-        """The last `days` days of the report, oldest first (the charts)."""
-        rows = await self.summary(flt, "day", offset_minutes=offset_minutes)
-        return rows[-days:]
 
 
 def usage_totals(rows: list[UsageRow]) -> UsageRow:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from fastapi import APIRouter
+
     from switchboard.flows.registry import ScenarioRegistry
     from switchboard.settings import Settings
     from switchboard.speech.service import SpeechService
@@ -40,6 +42,8 @@ class BackendDeps:
 
 BackendFactory = Callable[[BackendDeps], "TelephonyBackend"]
 Prepare = Callable[[BackendDeps], Awaitable[None]]
+Configure = Callable[["Settings"], "Settings"]
+Routes = Callable[[Any], "APIRouter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,12 @@ class BackendSpec:
     factory: BackendFactory
     simulated: bool = False  # the simulated phone network: `switchboard run` plays the demo campaign
     prepare: Prepare | None = None  # start-up work before the first call (raises BackendStartError)
+    # Checks the backend's settings before anything is built and returns them with what the backend
+    # implies filled in (Twilio: its numbers are the outbound lines); raises BackendStartError.
+    configure: Configure | None = None
+    # The routes the backend serves on the panel's server (Twilio's webhooks and media WebSocket):
+    # one public URL fronts everything; they authenticate on their own, not with the panel's token.
+    routes: Routes | None = None
 
 
 # --- the built-in backends ---------------------------------------------------------------------------
@@ -91,6 +101,28 @@ async def _asterisk_prompts(deps: BackendDeps) -> None:
         raise BackendStartError(str(exc)) from exc
 
 
+def _twilio(deps: BackendDeps) -> TelephonyBackend:
+    from switchboard.telephony.twilio.backend import TwilioBackend
+
+    return TwilioBackend.from_deps(deps)
+
+
+def _twilio_configure(settings: Settings) -> Settings:
+    from switchboard.telephony.twilio.backend import configure
+
+    return configure(settings)
+
+
+async def _twilio_prompts(deps: BackendDeps) -> None:
+    from switchboard.telephony.twilio.backend import build_stream_prompts
+
+    await build_stream_prompts(deps.settings)
+
+
+def _twilio_routes(backend: Any) -> APIRouter:
+    return backend.router()
+
+
 def _webrtc(deps: BackendDeps) -> TelephonyBackend:
     from switchboard.telephony.webrtc.backend import WebRTCBackend
 
@@ -100,6 +132,9 @@ def _webrtc(deps: BackendDeps) -> TelephonyBackend:
 BACKENDS: dict[str, BackendSpec] = {
     "sim": BackendSpec(_sim, simulated=True),
     "asterisk": BackendSpec(_asterisk, prepare=_asterisk_prompts),
+    "twilio": BackendSpec(_twilio, prepare=_twilio_prompts, configure=_twilio_configure, routes=_twilio_routes),
+    # Browser calls: their routes (/call, tokens, offers) need the panel's principals and the node's
+    # scenarios and personas, so app.py mounts them (`browser_calls_router`).
     "webrtc": BackendSpec(_webrtc),
 }
 

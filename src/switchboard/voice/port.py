@@ -25,6 +25,9 @@ Inbound — call the sink the session attached (``self.sink``), always on the ev
   ``sample_rate``, exactly ``frame_bytes`` long, in order, roughly in real time. Decode the wire
   codec here (`switchboard.speech.audio.ulaw_to_pcm16`); use `FrameAssembler` if the wire's chunks
   are not 20 ms. Lost packets may be replaced by silence or skipped; never deliver a frame twice.
+  When the far end sends nothing while it is silent (RTP without comfort noise, DTX), deliver
+  silence frames for the gap (a few at a time is fine): the session counts time in audio, and the
+  silence is what ends an utterance.
 * ``sink.on_dtmf(digit)`` for each key the caller presses ("0"-"9", "*", "#", "A"-"D").
 * ``sink.on_played(token)`` when the far end has played everything sent before ``mark(token)``.
 * ``sink.on_hangup(cause)`` once, when the far end is gone (stream stopped, socket closed, channel

@@ -40,6 +40,10 @@ class VoiceRuntime:
                              remote_number=remote_number, line_number=line_number, recordings=self.recordings,
                              language=language)
 
+    async def warm_up(self) -> None:
+        """Load the shared VAD model before the first call."""
+        await self.vad.warm_up()
+
     async def aclose(self) -> None:
         await self.pacer.aclose()
         await self.vad.aclose()

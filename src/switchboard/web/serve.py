@@ -55,6 +55,19 @@ async def first_login(store: "Store", settings: Settings) -> str | None:
     return f"{public_url(settings)}{boot.login_path}" if boot is not None else None
 
 
+async def restore_overrides(store: "Store", settings: Settings, link: NodeLink) -> None:
+    """Settings changed in the console that outlive a restart: the SMS alert recipients."""
+    from switchboard.web.pages.admin import SMS_KEY
+
+    saved = await store.kv.get(SMS_KEY.format(company=settings.company))
+    alerter = getattr(getattr(link.dialer, "health", None), "sms", None)
+    if saved is not None and alerter is not None:
+        async def apply() -> None:
+            alerter.admins = list(saved)
+
+        await link.call(apply)
+
+
 def login_message(settings: Settings, login: str | None) -> str:
     base = f"console: {public_url(settings)}"
     if login:
@@ -124,6 +137,7 @@ class ConsoleThread:
         llm = LLMClient.from_settings(self.settings)
         try:
             self.login_url = await first_login(store, self.settings)  # on this thread's real clock
+            await restore_overrides(store, self.settings, self.link)
             app = create_panel_app(store, self.settings, list_scenarios=self.list_scenarios, node=self.link,
                                    console=self.settings.console_enabled, llm=llm,
                                    routers=self.routers() if self.routers else [])

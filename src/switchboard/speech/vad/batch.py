@@ -208,6 +208,9 @@ class SileroBatch:
                                                          providers=["CPUExecutionProvider"])
         return self._session
 
+    async def warm_up(self) -> None:
+        await asyncio.to_thread(self.load)
+
     # --- streams ----------------------------------------------------------------------------------
 
     def open(self, sample_rate: int) -> SileroStream:

@@ -71,5 +71,8 @@ class WebRtcVadProvider:
 
         return InlineVadStream(WebRtcVAD(sample_rate, settings=self.settings, aggressiveness=self.aggressiveness))
 
+    async def warm_up(self) -> None:
+        pass
+
     async def aclose(self) -> None:
         pass

@@ -45,6 +45,7 @@ class AriMediaPort(AudioPort):
         self.endpoint.send(pcm)
 
     def mark(self, token: int) -> None:
+        self.endpoint.end_talkspurt()  # the session marks the end of each playback
         self.played_now(token)
 
     def clear(self) -> None:

@@ -207,6 +207,8 @@ class RtpEndpoint(asyncio.DatagramProtocol):
     itself: no queue, task or timer (the jitter buffer's flush timer is armed once per pause).
     """
 
+    FILL_EVERY = 0.06  # while the far end is silent, silence frames are handed over this often
+
     def __init__(self, fmt: RtpFormat, *, jitter_depth: int = 3) -> None:
         self.fmt = fmt
         self.packetizer = Packetizer(fmt)
@@ -220,6 +222,8 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.closed = False
         self._last_packet = 0.0
         self._last_sent: float | None = None
+        self._spurt_over = False
+        self._filled_until = 0.0  # silence delivered up to here while the far end sends nothing
         self._flush_timer: asyncio.TimerHandle | None = None
         self._hold = FRAME_MS * (jitter_depth + 1) / 1000  # a pause this long hands over what is buffered
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -255,16 +259,28 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self._release(drain=False)
         assert self._loop is not None
         self._last_packet = self._loop.time()
-        if self._flush_timer is None and len(self.jitter):
+        if self._flush_timer is None:
             self._flush_timer = self._loop.call_later(self._hold, self._flush)
 
     def _flush(self) -> None:
-        """If the stream paused, hand over what the jitter buffer holds; otherwise look again later."""
+        """If the stream paused, hand over what the jitter buffer holds, then keep the caller's
+        audio clock running with silence (Asterisk sends nothing while nobody in the bridge makes a
+        sound, and endpointing needs the silence that ends an utterance) — a few frames per timer,
+        until packets flow again; otherwise look again later."""
         self._flush_timer = None
         assert self._loop is not None
-        idle = self._loop.time() - self._last_packet
+        now = self._loop.time()
+        idle = now - self._last_packet
         if idle >= self._hold - 1e-3:
             self._release(drain=True)
+            if self._filled_until < self._last_packet:
+                self._filled_until = self._last_packet + self._hold  # the buffered packets covered that
+            silent = int((now - self._filled_until) / (FRAME_MS / 1000))
+            for _ in range(max(0, silent)):
+                self.on_frame(b"\x00" * self.fmt.pcm_frame_bytes)
+            self._filled_until += max(0, silent) * FRAME_MS / 1000
+            if not self.closed:
+                self._flush_timer = self._loop.call_later(self.FILL_EVERY, self._flush)
         elif len(self.jitter):
             self._flush_timer = self._loop.call_later(self._hold - idle, self._flush)
 
@@ -284,16 +300,24 @@ class RtpEndpoint(asyncio.DatagramProtocol):
 
     # --- public API -----------------------------------------------------------------------------
 
+    def end_talkspurt(self) -> None:
+        """The audio sent so far is complete (the voice layer's playback ended): the next packet
+        starts a new talkspurt."""
+        self._spurt_over = True
+
     def send(self, pcm: bytes) -> None:
-        """Send whole 20 ms frames now, one packet each. After an idle gap the RTP clock skips
-        ahead and the next packet starts a new talkspurt (marker bit), as RFC 3551 wants."""
+        """Send whole 20 ms frames now, one packet each. Within a talkspurt the RTP clock runs on
+        sample by sample, even when a busy loop hands a frame over late; a new talkspurt (after
+        `end_talkspurt`, or a second without audio) skips the clock over the silence and sets the
+        marker bit, as RFC 3551 wants."""
         if self.remote is None or self.transport is None or self.closed:
             return
         assert self._loop is not None
         now = self._loop.time()
         interval = FRAME_MS / 1000
-        if self._last_sent is not None and now - self._last_sent > 3 * interval:
-            self.packetizer.skip(now - self._last_sent - interval)
+        if self._last_sent is not None and (self._spurt_over or now - self._last_sent > 1.0):
+            self.packetizer.skip(max(0.0, now - self._last_sent - interval))
+        self._spurt_over = False
         for frame in self.packetizer.frames(pcm, flush=True):
             self.transport.sendto(self.packetizer.packet(frame).pack(), self.remote)
             self.sent += 1

@@ -61,9 +61,21 @@ async def login(request: Request, username: str = Form(..., max_length=100),
         await console.accounts.audit(f"user:{username[:100]}", "login.failed", ip=ip, status=401)
         return render(console.templates, request, "login.html", status_code=401, next=_safe_next(next),
                       username=username, problem=str(exc))
+    if cookie_would_be_dropped(request):
+        return render(console.templates, request, "login.html", status_code=400, next=_safe_next(next),
+                      username=username, problem="This page came over plain http from another machine, so the "
+                      "browser would drop the secure session cookie: serve the console over https (a reverse "
+                      "proxy), or set SESSION_COOKIE_SECURE=false on a trusted network.")
     session = await console.accounts.start_session(user, ip=ip, user_agent=request.headers.get("user-agent"))
     await console.accounts.audit(f"user:{user.username}", "login", role=user.role, ip=ip, status=303)
     return _signed_in(request, session, _safe_next(next))
+
+
+def cookie_would_be_dropped(request: Request) -> bool:
+    """Browsers keep Secure cookies from https and from loopback hosts only."""
+    host = (request.url.hostname or "").strip("[]")
+    return (console_of(request).settings.session_cookie_secure and request.url.scheme != "https"
+            and host not in ("127.0.0.1", "localhost", "::1") and not host.endswith(".localhost"))
 
 
 @router.post("/logout")

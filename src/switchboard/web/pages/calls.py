@@ -16,7 +16,7 @@ from switchboard.dialer.lines import parse_timezone
 from switchboard.panel.auth import Principal, client_ip, form_principal, page_principal
 from switchboard.phones import try_normalize
 from switchboard.store.models import CallRecord
-from switchboard.store.usage import CallFilter, UsageRepo
+from switchboard.store.usage import COUNT_CAP, CallFilter, UsageRepo
 from switchboard.web.console import Console, console_of
 from switchboard.web.export import export
 from switchboard.web.node import NodeGone
@@ -59,6 +59,23 @@ def call_filter(console: Console, principal: Principal, params: dict[str, str]) 
                       until=parse_day(params.get("until"), tz, end=True), phone_e164=e164, **values)  # type: ignore[arg-type]
 
 
+async def filter_options(console: Console) -> dict[str, list[str]]:
+    """What the filters offer, from the configuration (scenarios, their intents, lines, operators,
+    personas, the result vocabulary): no scan of a large calls table to build a form."""
+    from switchboard.engine.results import FIXED_RESULTS
+
+    company = console.settings.company
+    registry = console.node.registry
+    scenarios = {s.name for s in registry.all()} | {r.name for r in await console.store.scenarios.list(company=company)}
+    intents = {i for s in registry.all() for i in s.spec.llm.intent_categories}
+    lines = {row.phone_number for row in await console.store.lines.list(company=company, active_only=False)}
+    lines |= set(console.settings.split_list(console.settings.outbound_numbers))
+    operators = {row.phone_number for row in await console.store.operators.list(company=company)}
+    personas = set(console.node.brain.personas.names()) if console.node.brain is not None else set()
+    return {"scenario": sorted(scenarios), "result": sorted(FIXED_RESULTS), "line": sorted(lines),
+            "operator": sorted(operators), "intent": sorted(intents), "persona": sorted(personas)}
+
+
 def _seconds(call: CallRecord) -> float | None:
     if call.answered_at is None or call.ended_at is None:
         return None
@@ -73,16 +90,19 @@ async def calls(request: Request, offset: int = Query(0, ge=0, le=10_000_000),
     flt = call_filter(console, principal, params)
     repo = UsageRepo(console.store.sessions, console.store.dialect)
     page = await repo.calls(flt, offset=offset, limit=PAGE)
-    options = {k: await repo.distinct(console.settings.company, k) for k in FILTERS if k != "direction"}
+    options = await filter_options(console)
+    for key in options:  # a value typed into the URL stays selectable
+        if params.get(key) and params[key] not in options[key]:
+            options[key].append(params[key])
     query = "&".join(f"{k}={v}" for k, v in params.items() if k != "offset" and v)
     return render(console.templates, request, "calls.html", page=page, params=params, options=options,
-                  query=query, seconds=_seconds)
+                  query=query, seconds=_seconds, cap=COUNT_CAP)
 
 
 async def _export_rows(console: Console, principal: Principal, flt: CallFilter) -> AsyncIterator[list[Any]]:
     repo = UsageRepo(console.store.sessions, console.store.dialect)
     async for c in repo.iter_calls(flt):
-        yield [c.id, c.direction, c.scenario, (c.attributes or {}).get("persona"), phone_for(principal, c.phone),
+        yield [c.id, c.direction, c.scenario, c.persona, phone_for(principal, c.phone),
                c.line, phone_for(principal, c.operator), c.originated_at, c.answered_at, c.ended_at, _seconds(c),
                c.result, c.reason, c.intent, c.user_message]
 

@@ -3,6 +3,7 @@ same figures as `GET /api/v1/usage/summary`."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any, AsyncIterator
 
@@ -16,10 +17,12 @@ from switchboard.store.usage import GROUPS, CallFilter, UsageRepo, UsageRow, off
 from switchboard.web.charts import daily_chart
 from switchboard.web.console import Console, console_of
 from switchboard.web.export import export
-from switchboard.web.pages.calls import parse_day
+from switchboard.web.pages.calls import filter_options, parse_day
 from switchboard.web.render import render
 
 router = APIRouter(include_in_schema=False)
+CACHE_SECONDS = 30.0  # a report is one pass over the calls: reloading the page within this reuses it
+_cache: dict[tuple[Any, ...], tuple[float, list[UsageRow], list[UsageRow]]] = {}
 COLUMNS = ["group", "calls", "dialed", "answered", "answer_rate", "to_operator", "conversion_to_operator",
            "average_handle_seconds", "abandoned", "abandon_rate", "stt_failure_rate", "llm_failure_rate",
            "talk_minutes", "llm_tokens", "intent_mix"]
@@ -33,10 +36,16 @@ async def _report(console: Console, params: dict[str, str]) -> tuple[str, list[U
     scenario = (params.get("scenario") or "").strip()[:200] or None
     flt = CallFilter(console.settings.company, since=parse_day(params.get("since"), tz),
                      until=parse_day(params.get("until"), tz, end=True), scenario=scenario)
+    key = (console.settings.company, group, params.get("since"), params.get("until"), scenario)
+    cached = _cache.get(key)
+    if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+        return group, cached[1], cached[2], flt
     repo = UsageRepo(console.store.sessions, console.store.dialect)
-    offset = offset_minutes_at(tz, datetime.now(tz))
-    rows = await repo.summary(flt, group, offset_minutes=offset)  # type: ignore[arg-type]
-    days = rows if group == "day" else await repo.daily_series(flt, offset_minutes=offset)
+    rows, days = await repo.report(flt, group, offset_minutes=offset_minutes_at(tz, datetime.now(tz)))  # type: ignore[arg-type]
+    days = days[-90:]  # the chart shows the last 90 days of the range
+    _cache[key] = (time.monotonic(), rows, days)
+    while len(_cache) > 200:
+        _cache.pop(next(iter(_cache)))
     return group, rows, days, flt
 
 
@@ -53,8 +62,7 @@ async def reports(request: Request, principal: Principal = page_principal("read"
     console = console_of(request)
     params = dict(request.query_params)
     group, rows, days, _ = await _report(console, params)
-    scenarios = await UsageRepo(console.store.sessions, console.store.dialect).distinct(console.settings.company,
-                                                                                         "scenario")
+    scenarios = (await filter_options(console))["scenario"]
     query = "&".join(f"{k}={v}" for k, v in params.items() if v)
     return render(console.templates, request, "reports.html", group=group, groups=GROUPS, rows=rows,
                   total=usage_totals(rows), chart=Markup(daily_chart(days)), params=params, scenarios=scenarios,

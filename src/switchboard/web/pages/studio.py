@@ -295,7 +295,7 @@ async def timeline(request: Request, principal: Principal = page_principal("read
     repo = UsageRepo(console.store.sessions, console.store.dialect)
     fallbacks = 0
     async for call in repo.iter_calls(CallFilter(console.settings.company), chunk=500, cap=2000):
-        path = (call.attributes or {}).get("intent_path")
+        path = call.intent_path
         if path in ("timeout", "error") or (call.result or "").startswith(("failed:llm", "failed:conversation")):
             fallbacks += 1
             if fallbacks <= 50:
