@@ -1,6 +1,6 @@
 """Turn latency: the caller stops speaking -> the first frame of the agent's answer reaches them.
 
-    python benchmarks/turn_latency.py                    # Twilio Media Streams and ARI externalMedia
+    python benchmarks/turn_latency.py                    # Twilio, ARI externalMedia and the browser
     python benchmarks/turn_latency.py --turns 30 --transport twilio
 
 The whole offline stack on the voice layer: the shared Silero VAD (end of speech after
@@ -16,6 +16,10 @@ audio frame, over `--turns` turns, and prints p50 / p95 per transport.
 * ARI: the real `AsteriskBackend` against the ARI double (tests/asterisk/double), in real time; the
   caller's words are played into the bridge and reach us as RTP on the externalMedia channel, the
   agent's frames are timed as they arrive at the double's end of that channel.
+* browser: the real `WebRTCBackend` (aiortc: ICE, DTLS-SRTP, Opus both ways, the data channel) and, on
+  the other side of a loopback peer connection, a Python WebRTC peer doing what the /call page does
+  (tests/webrtc/client.py); the caller's questions go in wideband (48 kHz into Opus, no phone line),
+  the agent's first loud 20 ms is timed as the peer decodes it.
 """
 
 from __future__ import annotations
@@ -224,18 +228,74 @@ async def over_ari(turns: int, tts: str, end_silence: float) -> list[float]:
     return measured.latencies
 
 
+async def over_browser(turns: int, tts: str, end_silence: float) -> list[float]:
+    from switchboard.speech.audio import resample
+    from switchboard.speech.tts.piper import PiperTTS
+    from switchboard.telephony.webrtc.backend import WebRTCBackend
+    from switchboard.telephony.webrtc.call import BrowserCallFactory
+    from switchboard.telephony.webrtc.tokens import CallScope
+    from tests.webrtc.client import LOUD, BrowserPeer
+
+    import numpy as np
+    from aiortc import RTCSessionDescription
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _, speech, voice, service = build(Path(tmp), tts, end_silence)
+        await speech.warm_up()
+        piper = PiperTTS()
+        questions = []
+        for q in QUESTIONS:  # wideband, from the first to the last loud 20 ms
+            pcm = resample(await piper.synthesize(q, language="en"), 48000).pcm
+            frames = np.frombuffer(pcm, dtype="<i2")[: len(pcm) // 1920 * 960].reshape(-1, 960).astype(np.float64)
+            loud = np.flatnonzero(np.sqrt((frames ** 2).mean(axis=1)) > 300)
+            questions.append(pcm[loud[0] * 1920:(loud[-1] + 1) * 1920])
+
+        async def converse(call, scenario) -> None:  # type: ignore[no-untyped-def]
+            with contextlib.suppress(Exception):
+                await service.run(call, persona="reception", language="en", max_turns=turns + 5, max_seconds=3600)
+
+        backend = WebRTCBackend(make_call=BrowserCallFactory(voice))
+        await backend.start(converse)
+        measured = Turns()
+        loop = asyncio.get_running_loop()
+        offset = loop.time() - time.monotonic()  # the peer stamps frames on time.monotonic()
+
+        def frame(at: float, rms: float) -> None:
+            if rms > LOUD:  # the track carries silence between replies: only sound counts
+                measured.agent_frame(at + offset)
+
+        peer = BrowserPeer(on_frame=frame)
+        try:
+            offer = await peer.offer()
+            answer = await backend.accept(offer.sdp, "offer", CallScope("persona", "reception", "bench"), None)
+            await peer.pc.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type=answer.type))
+            await asyncio.wait_for(measured.agent_done(), 30)  # the greeting
+            for i in range(turns):
+                peer.mic.say(questions[i % len(questions)])
+                while peer.mic.speech_ended_at is None:
+                    await asyncio.sleep(0.005)
+                measured.waiting_since = peer.mic.speech_ended_at + offset
+                await asyncio.wait_for(measured.agent_done(), 30)
+        finally:
+            await peer.close()
+            await backend.stop()
+            await voice.aclose()
+    return measured.latencies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--turns", type=int, default=20)
-    parser.add_argument("--transport", choices=("twilio", "ari", "both"), default="both")
+    parser.add_argument("--transport", choices=("twilio", "ari", "browser", "both", "all"), default="all",
+                        help="both: twilio and ari; all: the three")
     parser.add_argument("--tts", choices=("espeak", "piper"), default="espeak")
     parser.add_argument("--end-silence", type=float, default=0.3, help="VAD end of speech (seconds of silence)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     print(f"turn latency, English, offline: Silero VAD (end of speech {args.end_silence:g} s), Moonshine tiny, "
           f"scripted FAQ reply, {args.tts} TTS; {args.turns} turns per transport; {os.cpu_count()} CPUs", flush=True)
-    for name, run in (("twilio", over_twilio), ("ari", over_ari)):
-        if args.transport not in (name, "both"):
+    for name, run in (("twilio", over_twilio), ("ari", over_ari), ("browser", over_browser)):
+        if args.transport not in (name, "all") and not (args.transport == "both" and name != "browser"):
             continue
         started = time.perf_counter()
         latencies = asyncio.run(run(args.turns, args.tts, args.end_silence))

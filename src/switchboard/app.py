@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from switchboard.brain.services import Brain
     from switchboard.speech.service import SpeechService
     from switchboard.voice.runtime import VoiceRuntime
+    from switchboard.telephony.webrtc.backend import WebRTCBackend
+    from fastapi import APIRouter
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +170,73 @@ def build_backend(settings: Settings, *, speech: "SpeechService | None", demo: l
         voice = build_voice(settings, speech)
     return build_named(settings.telephony_backend, BackendDeps(settings, speech=speech, voice=voice,
                                                                scenarios=registry, demo=list(demo or [])))
+
+
+# --- browser calls (WebRTC) -------------------------------------------------------------------------
+def browser_backend(settings: Settings, node: Node, *, speech: "SpeechService",
+                    voice: "VoiceRuntime") -> "WebRTCBackend | None":
+    """The backend that takes browser calls: the dialer's own with TELEPHONY_BACKEND=webrtc, one
+    beside the phone backend with WEBRTC_ENABLED, else none."""
+    from switchboard.telephony.registry import BackendDeps, build_backend as build_named
+    from switchboard.telephony.webrtc.backend import WebRTCBackend
+
+    if isinstance(node.dialer.backend, WebRTCBackend):
+        return node.dialer.backend
+    if not settings.webrtc_enabled:
+        return None
+    backend = build_named("webrtc", BackendDeps(settings, speech=speech, voice=voice, scenarios=node.registry))
+    assert isinstance(backend, WebRTCBackend)
+    return backend
+
+
+async def start_browser_calls(webrtc: "WebRTCBackend", dialer: "Dialer") -> None:
+    """Browser calls take the inbound path of phone calls (stored, reported, counted), on the
+    scenario their token names and off any phone line; the page follows each call's timeline.
+    (After `dialer.start()`, which hands a backend the plain inbound path.)"""
+    await webrtc.start(lambda call, scenario: dialer.handle_inbound(call, scenario, on_line=False))
+    dialer.on_timeline = lambda ctx, entry: webrtc.observe(ctx.call_id, entry.event, entry.detail)
+
+
+def browser_calls_router(settings: Settings, webrtc: "WebRTCBackend", node: Node) -> "APIRouter":
+    """/call, call tokens and offers, on the browser-call backend; who may call is the panel's auth
+    (or anyone, for WEBRTC_PUBLIC_TARGETS)."""
+    from fastapi import Request
+
+    from switchboard.panel.auth import request_principal
+    from switchboard.telephony.webrtc.routes import Caller, build_router
+    from switchboard.telephony.webrtc.targets import CallTargets, PersonaInfo
+    from switchboard.telephony.webrtc.tokens import CallTokens
+
+    brain = node.engine.services.extras.get("brain")
+    registry = node.registry
+
+    def personas() -> list[PersonaInfo]:
+        if brain is None:
+            return []
+        out = []
+        for name in brain.personas.names():
+            p = brain.personas.get(name)
+            out.append(PersonaInfo(p.name, p.display_name or p.name, p.default_language))
+        return out
+
+    def scenarios() -> list[Scenario]:
+        active = set(registry.active_names())
+        return [s for s in registry.all() if s.name in active]
+
+    async def authenticate(request: Request) -> Caller | None:
+        """Console users and API tokens; placing a call writes a call record: the `write` scope."""
+        principal = await request_principal(request)
+        if principal is None:
+            return None
+        return Caller(principal.name, principal.can("write") and principal.company == settings.company,
+                      principal.csrf)
+
+    targets = CallTargets(scenarios, personas, public=settings.split_list(settings.webrtc_public_targets),
+                          max_seconds=settings.webrtc_max_call_seconds)
+    tokens = CallTokens(ttl=settings.webrtc_token_ttl_seconds,
+                        anonymous_per_minute=settings.webrtc_public_tokens_per_minute)
+    return build_router(webrtc, targets, tokens, authenticate=authenticate, ice=webrtc.ice,
+                        page_sources=webrtc.avatar.page_sources() if webrtc.avatar is not None else None)
 
 
 async def build_node(settings: Settings, *, speech: "SpeechService | None" = None, demo: list | None = None,
@@ -394,6 +463,7 @@ async def serve(settings: Settings, console: Console) -> int:
     voice = build_voice(settings, speech)
     await voice.warm_up()
     node = await build_node(settings, speech=speech, voice=voice)
+    webrtc = browser_backend(settings, node, speech=speech, voice=voice)
     await seed_static_contacts(node)
     if spec.prepare is not None:
         try:
@@ -413,6 +483,8 @@ async def serve(settings: Settings, console: Console) -> int:
                            routers=[brain.router()] if brain is not None else [])
     if spec.routes is not None:  # e.g. /twilio/*: signed by the carrier, not behind the panel's auth
         app.include_router(spec.routes(node.dialer.backend))
+    if webrtc is not None:
+        app.include_router(browser_calls_router(settings, webrtc, node))
     server = uvicorn.Server(uvicorn.Config(app, host=settings.panel_host, port=settings.panel_port,
                                            log_level="warning", lifespan="off", timeout_graceful_shutdown=2))
     stop = asyncio.Event()
@@ -421,6 +493,8 @@ async def serve(settings: Settings, console: Console) -> int:
         loop.add_signal_handler(sig, stop.set)
     await node.deliverer.start()
     await node.dialer.start()
+    if webrtc is not None:
+        await start_browser_calls(webrtc, node.dialer)
     tasks = [asyncio.create_task(server.serve()), asyncio.create_task(node.dialer.run())]
     if brain is not None:  # proposals for persona/strategy changes, applied only after approval
         from switchboard.brain.services import apply_approved_versions
@@ -430,9 +504,13 @@ async def serve(settings: Settings, console: Console) -> int:
     console.print(f"switchboard running: backend={settings.telephony_backend}, "
                   f"panel on http://{settings.panel_host}:{settings.panel_port}")
     console.print(login_message(settings, await first_login(node.store, settings)), highlight=False)
+    if webrtc is not None:
+        console.print(f"browser calls: http://{settings.panel_host}:{settings.panel_port}/call")
     await stop.wait()
     console.print("stopping: no new calls; waiting for calls in progress ...")
     server.should_exit = True
+    if webrtc is not None:
+        await webrtc.stop()  # browser calls end with their results before the store closes
     await node.close()
     await voice.aclose()
     for task in tasks:

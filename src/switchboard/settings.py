@@ -161,6 +161,27 @@ class Settings(BaseSettings):
     memory_summary_every: int = 20
     improvement_interval_hours: float = 24.0
 
+    # --- browser calls (WebRTC) and avatars -------------------------------------------------------
+    webrtc_enabled: bool = False  # serve /call beside another TELEPHONY_BACKEND (always on with webrtc)
+    webrtc_ice_servers: str = ""  # stun:/turn: URLs, comma-separated; empty = host addresses only (LAN)
+    webrtc_turn_username: str = ""
+    webrtc_turn_password: SecretStr = SecretStr("")
+    webrtc_max_calls: int = Field(20, ge=1, le=1000)  # browser calls at once in this process
+    webrtc_sample_rate: int = 16000  # PCM rate the voice layer gets (8000 | 16000)
+    webrtc_token_ttl_seconds: float = Field(120.0, gt=0, le=3600)
+    webrtc_public_targets: str = ""  # scenarios/personas anyone may call without signing in ("Call us")
+    webrtc_public_tokens_per_minute: int = Field(6, ge=1)  # anonymous call tokens per client address
+    webrtc_connect_timeout: float = Field(20.0, gt=0)  # offer answered -> media flowing, or the call fails
+    webrtc_media_timeout: float = Field(8.0, gt=0)  # no caller audio this long = connection lost
+    webrtc_max_call_seconds: float = Field(1800.0, gt=0)
+    avatar_provider: str = ""  # "" (audio only) | tavus
+    tavus_api_key: SecretStr = SecretStr("")
+    tavus_base_url: str = "https://tavusapi.com"
+    tavus_persona_id: str = ""  # a Tavus persona in echo mode (the replica speaks what the agent says)
+    tavus_replica_id: str = ""  # the default face
+    tavus_replicas: str = ""  # per-persona faces: reception=r123,sales=r456
+    tavus_daily_js_url: str = "https://unpkg.com/@daily-co/daily-js"
+
     # --- metrics --------------------------------------------------------------------------------
     metrics_enabled: bool = True
 

@@ -89,6 +89,7 @@ class Dialer:
     poll_interval: float = 5.0
     max_poll: float = 60.0  # the longest idle wait between polls of the panel
     on_call_end: Any = None  # optional callback(CallContext) for progress displays
+    on_timeline: Any = None  # optional callback(CallContext, TimelineEntry) for live views (the /call page)
     live: Any = None  # optional observability.live.LiveBoard: calls in progress for the console
     stats: DialerStats = field(default_factory=DialerStats)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -399,6 +400,8 @@ class Dialer:
             self.abandon.answered(campaign)
 
         def watch(c: CallContext, entry: TimelineEntry) -> None:
+            if self.on_timeline is not None:
+                self.on_timeline(c, entry)
             if entry.event == "operator_ringing":
                 self.abandon.operator_requested(c.call_id, campaign, c.remote_number)
             elif entry.event == "operator_answered":
@@ -414,13 +417,16 @@ class Dialer:
         return ctx
 
     # --- inbound ---------------------------------------------------------------------------------
-    async def handle_inbound(self, call: Call) -> None:
+    async def handle_inbound(self, call: Call, scenario: Scenario | None = None, *, on_line: bool = True) -> None:
         """An inbound call: it takes a slot on its line first (blocking new outbound calls there),
-        then runs the inbound flow of the next inbound scenario."""
-        line = next((ln for ln in self.lines if ln.phone_number == call.line_number), None) or \
-            (self.lines[0] if self.lines else None)
+        then runs the inbound flow of `scenario`, by default the next inbound scenario. A call that
+        comes in on no phone line (a browser call: `on_line=False`) takes no line slot."""
+        line = None
+        if on_line:
+            line = next((ln for ln in self.lines if ln.phone_number == call.line_number), None) or \
+                (self.lines[0] if self.lines else None)
         grant = await self.limiter.acquire_inbound(line, timeout=self.settings.operator_timeout) if line else None
-        scenario = self.registry.next_inbound_scenario() or DIRECT_TO_OPERATOR
+        scenario = scenario or self.registry.next_inbound_scenario() or DIRECT_TO_OPERATOR
         assert scenario is not None
         attempted_at = clock.now()
         data = CallData(id=f"in-{uuid.uuid4().hex[:12]}", direction="inbound", phone=call.remote_number,

@@ -123,10 +123,19 @@ def _twilio_routes(backend: Any) -> APIRouter:
     return backend.router()
 
 
+def _webrtc(deps: BackendDeps) -> TelephonyBackend:
+    from switchboard.telephony.webrtc.backend import WebRTCBackend
+
+    return WebRTCBackend.from_deps(deps)
+
+
 BACKENDS: dict[str, BackendSpec] = {
     "sim": BackendSpec(_sim, simulated=True),
     "asterisk": BackendSpec(_asterisk, prepare=_asterisk_prompts),
     "twilio": BackendSpec(_twilio, prepare=_twilio_prompts, configure=_twilio_configure, routes=_twilio_routes),
+    # Browser calls: their routes (/call, tokens, offers) need the panel's principals and the node's
+    # scenarios and personas, so app.py mounts them (`browser_calls_router`).
+    "webrtc": BackendSpec(_webrtc),
 }
 
 
