@@ -6,6 +6,7 @@ Every field here has a line in `.env.example`. Secrets are `SecretStr` so they n
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -139,6 +140,10 @@ class Settings(BaseSettings):
     max_parallel_llm: int = 8
     llm_cache_ttl_seconds: int = 300
     intent_timeout: float = 3.0
+    llm_max_reply_tokens: int = Field(200, ge=16, le=4096)  # cap of one spoken reply (cut at a sentence)
+    llm_tool_mode: Literal["auto", "native", "json"] = "auto"  # auto: probe the server's chat template
+    intent_encoder: Literal["e5", "use", "none"] = "e5"  # sentence encoder of the offline intent classifier
+    intent_threshold: float = Field(0.0, ge=0, le=1)  # cosine below which the nearest example means unknown; 0 = calibrated
     intent_model_role: str = "critical"  # critical | cheap: which model classifies intents
     strategies_dir: Path = Path("strategies")
     memory_summary_every: int = 20

@@ -68,15 +68,16 @@ def build_brain(settings: Any, *, transcriber: Transcriber | None = None, crm_lo
                 on_provider_failure: Any = None) -> Brain:
     """Everything from Settings: no LLM URL -> fallback tokens and scripted personas."""
     llm = LLMClient.from_settings(settings, on_provider_failure=on_provider_failure)
-    intents = IntentClassifier(llm=llm, default_timeout=settings.intent_timeout,
-                               role="cheap" if settings.intent_model_role == "cheap" else "critical")
+    intents = IntentClassifier.from_settings(settings, llm)
     personas = PersonaRegistry.load_dir(settings.personas_dir) if settings.personas_dir.is_dir() \
         else PersonaRegistry()
     strategies: dict[str, Strategy] = load_strategies(settings.strategies_dir) \
         if settings.strategies_dir.is_dir() else {}
     tools = ToolRegistry(crm_lookup=crm_lookup, create_ticket=create_ticket, schedule_callback=schedule_callback)
     conversation = ConversationService(personas, llm=llm, tools=tools, transcriber=transcriber,
-                                       strategies=strategies, company=settings.company)
+                                       strategies=strategies, company=settings.company,
+                                       max_reply_tokens=settings.llm_max_reply_tokens,
+                                       tool_mode=settings.llm_tool_mode)
     repo = repository or JsonBrainRepository(settings.data_dir / "brain.json")
     memory = BrainMemory(repo, llm, every_n=settings.memory_summary_every)
     improvements = ImprovementJob(repo, llm, personas, strategies)
