@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 from switchboard import clock
+from switchboard.brain import actions
 from switchboard.brain.fallback import find_matches
 from switchboard.brain.llm import LLMClient, LLMError, Message, StreamEnd, TextDelta, Usage
 from switchboard.brain.normalize import detect_language, normalize, words
@@ -163,7 +164,8 @@ class ConversationService:
                  tools: ToolRegistry | None = None, transcriber: Transcriber | None = None,
                  strategies: Mapping[str, Strategy] | None = None, company: str = "our company",
                  listen: ListenConfig | None = None, max_tool_rounds: int = 4,
-                 turn_timeout: float | None = None, faq_threshold: float = 0.5) -> None:
+                 turn_timeout: float | None = None, faq_threshold: float = 0.5,
+                 max_reply_tokens: int = 200, tool_mode: Literal["auto", "native", "json"] = "auto") -> None:
         self.personas = personas
         self.llm = llm
         self.tools = tools or ToolRegistry()
@@ -175,6 +177,10 @@ class ConversationService:
         self.max_tool_rounds = max_tool_rounds
         self.turn_timeout = turn_timeout
         self.faq_threshold = faq_threshold
+        # A looping model once wrote 3,793 tokens in one turn: each reply is capped and cut at a sentence.
+        self.max_reply_tokens = max_reply_tokens
+        # auto: probe the server (a chat template without tools -> the JSON action protocol).
+        self.tool_mode = tool_mode
 
     @property
     def mode(self) -> Literal["llm", "scripted"]:
@@ -455,13 +461,27 @@ class _Conversation:
             await self._scripted_answer(last, heard_at)
 
     # --- LLM mode -------------------------------------------------------------------------------
+    async def _json_actions(self, llm: LLMClient, tools: list[dict[str, Any]] | None) -> bool:
+        """True when this turn's tools go through the JSON action protocol (see `actions.py`)."""
+        if not tools or self.svc.tool_mode == "native":
+            return False
+        if self.svc.tool_mode == "json":
+            return True
+        caps = await llm.capabilities()
+        if not caps.tools and not getattr(self, "_said_protocol", False):
+            self._said_protocol = True
+            self._log("system", "the model's chat template has no tools: JSON action protocol", self._now(),
+                      kind="tool_protocol", source=caps.source)
+        return not caps.tools
+
     async def _llm_turn(self, heard_at: float, *, announce: bool = False) -> None:
         llm = self.svc.llm
         assert llm is not None
         tools = self.svc.tools.specs(self.persona.tools) or None
+        json_mode = await self._json_actions(llm, tools)
         spoke_any = False
         for _round in range(self.svc.max_tool_rounds + 1):
-            spoken, result, interrupted, first_at = await self._stream_and_speak(llm, tools)
+            spoken, result, interrupted, first_at = await self._stream_and_speak(llm, tools, json_mode)
             text = " ".join(spoken)
             if spoken:
                 latency = (first_at - heard_at) if first_at is not None and not spoke_any else None
@@ -471,43 +491,78 @@ class _Conversation:
             if interrupted or result is None:
                 self.messages.append({"role": "assistant", "content": text + (" …" if interrupted else "")})
                 return
-            message = result.as_assistant_message()
-            message["content"] = result.content or ""
+            if json_mode:
+                message: Message = {"role": "assistant", "content": result.content or ""}
+            else:
+                message = result.as_assistant_message()
+                message["content"] = result.content or ""
             self.messages.append(message)
             if not result.tool_calls:
                 return
             for tc in result.tool_calls:
                 started = self._now()
                 out = await self.svc.tools.execute(tc.name, tc.arguments, self.tool_ctx, self.persona.tools)
-                self.messages.append({"role": "tool", "tool_call_id": tc.id, "content": out.content})
+                self.messages.append(actions.tool_result_message(tc.name, out.content) if json_mode else
+                                     {"role": "tool", "tool_call_id": tc.id, "content": out.content})
                 self._log("tool", f"{tc.name}({tc.arguments}) -> {out.content}", started, tool=tc.name,
                           ok=out.ok)
             if self.tool_ctx.effects:
                 return
         log.warning("tool rounds exhausted for %s", self.call.call_id)
 
-    async def _stream_and_speak(self, llm: LLMClient, tools: list[dict[str, Any]] | None
-                                ) -> tuple[list[str], Any, bool, float | None]:
+    async def _stream_and_speak(self, llm: LLMClient, tools: list[dict[str, Any]] | None,
+                                json_mode: bool = False) -> tuple[list[str], Any, bool, float | None]:
         """Stream one model reply, speaking each sentence as it completes.
+
+        The reply is capped at `max_reply_tokens`; a reply cut by the cap ends at its last complete
+        sentence (or, with none, at its last whole word). In `json_mode` the tools travel as the
+        JSON action protocol and the spoken text is the `say` field, streamed out of the JSON.
 
         Returns (sentences spoken, the full result or None if interrupted, interrupted, when the
         first sentence started)."""
         queue: asyncio.Queue[str | None] = asyncio.Queue()
+        cap = self.svc.max_reply_tokens
+        messages = self.messages
+        request: dict[str, Any] = {"tools": tools, "max_tokens": cap}
+        if json_mode and tools:
+            head = dict(messages[0], content=f"{messages[0]['content']}\n\n{actions.instructions(tools)}")
+            messages = [head, *messages[1:]]
+            # room for the action's JSON on top of what is said
+            request = {"response_format": actions.response_format(tools), "max_tokens": cap + 120}
 
         async def produce() -> Any:
-            buffer, end = "", None
+            buffer, end, emitted = "", None, 0
+            extractor = actions.SayExtractor() if json_mode else None
+
+            def emit(sentences: list[str]) -> None:
+                nonlocal emitted
+                for s in sentences:
+                    queue.put_nowait(s)
+                    emitted += 1
+
             try:
-                async for event in llm.stream(self.messages, role="critical", tools=tools,
-                                              timeout=self.svc.turn_timeout, usage=self.outcome.usage):
+                async for event in llm.stream(messages, role="critical", timeout=self.svc.turn_timeout,
+                                              usage=self.outcome.usage, **request):
                     if isinstance(event, TextDelta):
-                        buffer += event.text
+                        buffer += extractor.feed(event.text) if extractor is not None else event.text
                         sentences, buffer = split_sentences(buffer)
-                        for s in sentences:
-                            queue.put_nowait(s)
+                        emit(sentences)
                     elif isinstance(event, StreamEnd):
                         end = event.result
-                if buffer.strip():
-                    queue.put_nowait(buffer.strip())
+                truncated = end is not None and end.finish_reason == "length"
+                if extractor is not None and end is not None:
+                    say, action = actions.parse_reply(end.content, call_id=f"action-{len(self.messages)}")
+                    if extractor.raw.strip() and not emitted and not buffer.strip() and not say \
+                            and '"say"' not in extractor.raw:
+                        buffer = extractor.raw  # not the protocol at all: speak it as plain text
+                    end.tool_calls = [action] if action is not None and not truncated else []
+                rest = buffer.strip()
+                if rest and truncated:
+                    self._log("system", f"reply cut at {cap} tokens", self._now(), kind="reply_capped")
+                    cut = rest.rfind(" ")
+                    rest = "" if emitted else (rest[:cut].rstrip(" ,،;؛") + "…" if cut > 0 else "")
+                if rest:
+                    emit([rest])
                 return end
             finally:
                 queue.put_nowait(None)
