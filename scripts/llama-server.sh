@@ -60,7 +60,8 @@ command -v g++ >/dev/null 2>&1 || need+=(g++)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     [ -f /tmp/.switchboard-apt-updated ] || { apt-get update -qq && touch /tmp/.switchboard-apt-updated; }
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
+      "${need[@]}" >&2
   else
     echo "llama-server: please install: ${need[*]}" >&2; exit 1
   fi

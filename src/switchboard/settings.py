@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     llm_max_retries: int = 2
     max_parallel_llm: int = 8
     llm_cache_ttl_seconds: int = 300
-    intent_timeout: float = 3.0
+    intent_timeout: float = 5.0  # sized for a local model: 8 concurrent classifications on 2 cores
     llm_max_reply_tokens: int = Field(200, ge=16, le=4096)  # cap of one spoken reply (cut at a sentence)
     llm_tool_mode: Literal["auto", "native", "json"] = "auto"  # auto: probe the server's chat template
     intent_encoder: Literal["e5", "use", "none"] = "e5"  # sentence encoder of the offline intent classifier

@@ -94,9 +94,22 @@ def _examples(examples: Examples | None) -> list[Example]:
     return out
 
 
+def few_shot(examples: list[Example], *, per_intent: int) -> list[Example]:
+    """The first `per_intent` examples of each intent, interleaved (yes, no, ..., yes, no, ...).
+    A scenario lists many examples for the encoder; a model needs a few, and every one is prompt
+    tokens on every request (all 150 of salehi_language's made a 4,600-token prompt)."""
+    by_intent: dict[str, list[Example]] = {}
+    for ex in examples:
+        by_intent.setdefault(ex.intent, []).append(ex)
+    out: list[Example] = []
+    for i in range(per_intent):
+        out.extend(group[i] for group in by_intent.values() if i < len(group))
+    return out
+
+
 def build_messages(transcript: str, *, prompt_template: str, categories: Sequence[str],
                    examples: Examples | None = None,
-                   structured: Structured = "json_schema") -> list[Message]:
+                   structured: Structured = "json_schema", max_examples_per_intent: int = 2) -> list[Message]:
     """System = scenario prompt + fixed rules; guided examples as user/assistant pairs; the transcript
     last, delimited. `{categories}` in the template is filled in; `{transcript}` is never
     substituted (it points at the block instead), so caller words never enter the instructions."""
@@ -105,7 +118,7 @@ def build_messages(transcript: str, *, prompt_template: str, categories: Sequenc
     template = template.replace("{transcript}", "(the caller's words in the <transcript> block)")
     system = f"{template.strip()}\n\n{SYSTEM_RULES.format(categories=cats, unknown=UNKNOWN)}".strip()
     messages: list[Message] = [{"role": "system", "content": system}]
-    for ex in _examples(examples):
+    for ex in few_shot(_examples(examples), per_intent=max_examples_per_intent):
         messages.append({"role": "user", "content": quote_transcript(ex.text)})
         messages.append({"role": "assistant", "content": json.dumps({"intent": ex.intent}, ensure_ascii=False)})
     messages.append({"role": "user", "content": quote_transcript(transcript)})
@@ -146,7 +159,7 @@ class IntentClassifier:
     """`llm=None` means no model configured: every decision comes from the fallback tokens."""
 
     llm: LLMClient | None = None
-    default_timeout: float = 3.0
+    default_timeout: float = 5.0
     role: Role = "critical"
     structured: Structured = "json_schema"
     semantic: SemanticClassifier | None = None  # the offline path; None = keywords only
@@ -198,7 +211,10 @@ class IntentClassifier:
         messages = build_messages(transcript, prompt_template=prompt_template, categories=enum,
                                   examples=examples, structured=self.structured)
         kwargs: dict[str, Any] = {}
-        if self.structured == "tool":
+        structured = self.structured
+        if structured == "tool" and not (await self.llm.capabilities()).tools:
+            structured = "json_schema"  # the chat template would drop the tool: constrain the JSON instead
+        if structured == "tool":
             kwargs["tools"] = [{"type": "function", "function": {
                 "name": "classify", "description": "Record the caller's intent.",
                 "parameters": intent_schema(enum)}}]
@@ -222,7 +238,7 @@ class IntentClassifier:
             log.exception("intent classification failed")
             return await fallback("error", f"{type(exc).__name__}: {exc}")
         raw = result.content
-        if self.structured == "tool" and result.tool_calls:
+        if structured == "tool" and result.tool_calls:
             raw = result.tool_calls[0].arguments
         intent = parse_answer(raw, enum)
         if intent is None:
