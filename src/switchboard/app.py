@@ -419,6 +419,7 @@ async def serve(settings: Settings, console: Console) -> int:
         from switchboard.brain.services import apply_approved_versions
 
         await apply_approved_versions(brain)
+        await brain.warm_up(node.registry.all())  # intent encoder loaded, examples embedded
         tasks.append(asyncio.create_task(brain.improvements.run_forever(settings.improvement_interval_hours * 3600)))
     console.print(f"switchboard running: backend={settings.telephony_backend}, "
                   f"panel on http://{settings.panel_host}:{settings.panel_port}")

@@ -84,6 +84,7 @@ async def test_eight_concurrent_callers_wait_at_most_the_intent_timeout(llm, sal
     answer, never the call's), and warm requests come back from the model."""
     timeout = Settings().intent_timeout
     sem = SemanticClassifier("e5")
+    await sem.prepare(salehi.intent_categories, salehi.fallback_tokens, salehi.examples)  # as at start-up
     clf = IntentClassifier(llm=llm, default_timeout=timeout, semantic=sem)
     texts = ["yes", "no thanks", "where did you get my number", "who is this", "بله", "نه", "نعم", "لا"]
 

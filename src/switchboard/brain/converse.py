@@ -28,6 +28,7 @@ from switchboard.brain.llm import LLMClient, LLMError, Message, StreamEnd, TextD
 from switchboard.brain.normalize import detect_language, normalize, words
 from switchboard.brain.personas import Persona, PersonaRegistry, pick
 from switchboard.brain.strategies import Strategy
+from switchboard.brain.subagents import Subagents
 from switchboard.brain.tools import Effect, ToolContext, ToolRegistry
 from switchboard.speech.base import EmptyAudio, ProviderFailure, Transcript
 from switchboard.telephony.call import Audio, Call
@@ -181,6 +182,17 @@ class ConversationService:
         self.max_reply_tokens = max_reply_tokens
         # auto: probe the server (a chat template without tools -> the JSON action protocol).
         self.tool_mode = tool_mode
+        self._subagents: dict[str, Subagents] = {}  # per strategy (and its subagent specs), live until TTL
+
+    def subagents_for(self, strategy: Strategy) -> Subagents | None:
+        """The strategy's delegates, created on first use; each expires after its own TTL."""
+        if not strategy.subagents:
+            return None
+        key = json.dumps([strategy.slug, [s.model_dump(by_alias=True) for s in strategy.subagents]],
+                         sort_keys=True, default=str)
+        if key not in self._subagents:
+            self._subagents[key] = Subagents(strategy.subagents)
+        return self._subagents[key]
 
     @property
     def mode(self) -> Literal["llm", "scripted"]:
@@ -229,6 +241,12 @@ class _Conversation:
         self.tool_ctx = ToolContext(call_id=call.call_id, remote_number=call.remote_number,
                                     persona=self.persona.name, fields=fields, contact=contact,
                                     allowed_handoffs=list(self.persona.handoff_targets))
+        subagents = svc.subagents_for(strategy) if strategy is not None else None
+        if subagents is not None:
+            async def delegate(agent: str, request: str) -> dict[str, Any]:
+                return await subagents.delegate(agent, request, llm=svc.llm, language=self.language)
+
+            self.tool_ctx.delegate = delegate
         self.outcome = ConversationOutcome(status="ended", result=None, persona=self.persona.name,
                                            mode=svc.mode, fields=fields, tickets=self.tool_ctx.tickets,
                                            callbacks=self.tool_ctx.callbacks, usage=usage)
@@ -557,8 +575,9 @@ class _Conversation:
                         buffer = extractor.raw  # not the protocol at all: speak it as plain text
                     end.tool_calls = [action] if action is not None and not truncated else []
                 rest = buffer.strip()
-                if rest and truncated:
+                if truncated:
                     self._log("system", f"reply cut at {cap} tokens", self._now(), kind="reply_capped")
+                if rest and truncated:
                     cut = rest.rfind(" ")
                     rest = "" if emitted else (rest[:cut].rstrip(" ,،;؛") + "…" if cut > 0 else "")
                 if rest:

@@ -216,6 +216,12 @@ class SemanticClassifier:
         """Load the encoder on its thread (at start-up, so the first caller does not wait)."""
         await asyncio.get_running_loop().run_in_executor(self._executor, self.encoder)
 
+    async def prepare(self, categories: Sequence[str], fallback_tokens: Mapping[str, Iterable[str]] | None,
+                      examples: Any) -> None:
+        """Embed a scenario's examples now (at start-up), not when its first caller answers."""
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor, lambda: self.index(categories, fallback_tokens, examples))
+
     def index(self, categories: Sequence[str], fallback_tokens: Mapping[str, Iterable[str]] | None,
               examples: Any) -> IntentIndex | None:
         pairs = example_texts(categories, fallback_tokens, examples)

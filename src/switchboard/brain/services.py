@@ -48,6 +48,16 @@ class Brain:
         return build_router(self.repository, strategies=self.strategies, improvements=self.improvements,
                             dependencies=dependencies)
 
+    async def warm_up(self, scenarios: Sequence[Any]) -> None:
+        """Load the intent encoder and embed every scenario's examples before the first call."""
+        semantic = self.intents.semantic
+        if semantic is None:
+            return
+        await semantic.warm_up()
+        for scenario in scenarios:
+            llm = scenario.spec.llm
+            await semantic.prepare(llm.intent_categories, llm.fallback_tokens, llm.examples)
+
     async def aclose(self) -> None:
         if self.llm is not None:
             await self.llm.aclose()
