@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     intent_timeout: float = 5.0  # sized for a local model: 8 concurrent classifications on 2 cores
     llm_max_reply_tokens: int = Field(200, ge=16, le=4096)  # cap of one spoken reply (cut at a sentence)
     llm_tool_mode: Literal["auto", "native", "json"] = "auto"  # auto: probe the server's chat template
+    translation_provider: Literal["none", "passthrough", "libretranslate"] = "none"
+    translation_url: str = ""  # LibreTranslate-compatible base URL
+    translation_api_key: SecretStr = SecretStr("")
+    translation_timeout: float = 5.0
+    llm_working_language: str = "en"  # with a translator, the language the model works in
     intent_encoder: Literal["e5", "use", "none"] = "e5"  # sentence encoder of the offline intent classifier
     intent_threshold: float = Field(0.0, ge=0, le=1)  # cosine below which the nearest example means unknown; 0 = calibrated
     intent_model_role: str = "critical"  # critical | cheap: which model classifies intents

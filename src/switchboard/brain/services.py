@@ -25,6 +25,7 @@ from switchboard.brain.personas import Persona, PersonaRegistry
 from switchboard.brain.repository import BrainRepository, JsonBrainRepository
 from switchboard.brain.strategies import Strategy, load_strategies
 from switchboard.brain.tools import CallbackSink, CrmLookup, TicketSink, ToolRegistry
+from switchboard.brain.translation import build_translator
 from switchboard.speech.base import ProviderFailure
 
 
@@ -87,7 +88,9 @@ def build_brain(settings: Any, *, transcriber: Transcriber | None = None, crm_lo
     conversation = ConversationService(personas, llm=llm, tools=tools, transcriber=transcriber,
                                        strategies=strategies, company=settings.company,
                                        max_reply_tokens=settings.llm_max_reply_tokens,
-                                       tool_mode=settings.llm_tool_mode)
+                                       tool_mode=settings.llm_tool_mode,
+                                       translator=build_translator(settings),
+                                       working_language=settings.llm_working_language)
     repo = repository or JsonBrainRepository(settings.data_dir / "brain.json")
     memory = BrainMemory(repo, llm, every_n=settings.memory_summary_every)
     improvements = ImprovementJob(repo, llm, personas, strategies)
