@@ -99,7 +99,7 @@ class Settings(BaseSettings):
 
     # --- speech ---------------------------------------------------------------------------------
     stt_provider: str = "whisper"  # whisper | vira | openai | text
-    stt_model: str = "base"  # base | small
+    stt_model: str = "base"  # base (the only Whisper model a package ships complete)
     stt_language: str = ""
     tts_provider: str = "espeak"  # espeak | piper | vira | openai | elevenlabs
     tts_voice: str = ""

