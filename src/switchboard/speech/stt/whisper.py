@@ -52,6 +52,23 @@ def load_model(path: Path, *, compute_type: str = "int8", num_workers: int = 1) 
         return model
 
 
+_ARABIC_SCRIPT = {"fa", "ar", "ur", "ps", "ku"}
+
+
+def hotwords_for(language: str | None, hotwords: list[str] | None) -> list[str]:
+    """The hotwords written in the script of `language` (all of them when it is not known): a
+    Persian scenario's "بله آره نه" made Whisper hear an English "No, thank you" as "So, thank you"."""
+    words = [h.strip() for h in hotwords or [] if h.strip()]
+    if not language:
+        return words
+
+    def arabic_script(word: str) -> bool:
+        return any("\u0600" <= ch <= "\u06ff" for ch in word)
+
+    want_arabic = language in _ARABIC_SCRIPT
+    return [w for w in words if arabic_script(w) == want_arabic]
+
+
 class WhisperSTT:
     name = "whisper"
 
@@ -83,8 +100,8 @@ class WhisperSTT:
         started = time.perf_counter()  # real compute time, also under the simulator's virtual clock
         model = self.load()
         samples = to_float(resample(audio, WHISPER_RATE))
-        bias = " ".join(h.strip() for h in hotwords or [] if h.strip()) or None
         lang = (language or self.default_language or "").split("-")[0].split("_")[0].lower() or None
+        bias = " ".join(hotwords_for(lang, hotwords)) or None
         segments, info = model.transcribe(
             samples, language=lang, task="transcribe", beam_size=1,
             best_of=1, temperature=0.0, without_timestamps=True, condition_on_previous_text=False,
