@@ -17,9 +17,9 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from switchboard import clock
 from switchboard.brain import actions
@@ -32,7 +32,7 @@ from switchboard.brain.subagents import Subagents
 from switchboard.brain.translation import Translator, translate_or_keep
 from switchboard.brain.tools import Effect, ToolContext, ToolRegistry
 from switchboard.speech.base import EmptyAudio, ProviderFailure, Transcript
-from switchboard.telephony.call import Audio, Call
+from switchboard.telephony.call import Audio, Call, SpeaksTextStreams
 
 log = logging.getLogger(__name__)
 
@@ -616,25 +616,48 @@ class _Conversation:
         spoken: list[str] = []
         first_at: float | None = None
         self._translation_ms = 0.0
-        try:
-            while True:
-                sentence = await queue.get()
-                if sentence is None:
-                    break
-                if self.translating:
-                    assert self.svc.translator is not None
-                    tr = await translate_or_keep(self.svc.translator, sentence, source=self.svc.working_language,
-                                                 target=self.language)
-                    sentence = tr.text
-                    self._translation_ms += tr.latency * 1000
+
+        async def next_sentence() -> str | None:
+            """The next sentence to say, in the caller's language (translated when the model works in another)."""
+            sentence = await queue.get()
+            if sentence is not None and self.translating:
+                assert self.svc.translator is not None
+                tr = await translate_or_keep(self.svc.translator, sentence, source=self.svc.working_language,
+                                             target=self.language)
+                self._translation_ms += tr.latency * 1000
+                sentence = tr.text
+            return sentence
+
+        async def sentences() -> AsyncIterator[str]:
+            nonlocal first_at
+            while (sentence := await next_sentence()) is not None:
                 if first_at is None:
                     first_at = self._now()
-                result = await self.call.speak(sentence, language=self.language,
-                                               voice=self.persona.voice_for(self.language), interruptible=self.barge_in)
                 spoken.append(sentence)
+                yield sentence
+
+        try:
+            if self.call.capabilities.speaks_text_streams:  # the next sentence synthesized while one plays
+                result = await cast(SpeaksTextStreams, self.call).speak_stream(
+                    sentences(), language=self.language, voice=self.persona.voice_for(self.language),
+                    interruptible=self.barge_in)
                 if not result.completed:
                     producer.cancel()
                     return spoken, None, True, first_at
+            else:
+                while True:
+                    sentence = await next_sentence()
+                    if sentence is None:
+                        break
+                    if first_at is None:
+                        first_at = self._now()
+                    result = await self.call.speak(sentence, language=self.language,
+                                                   voice=self.persona.voice_for(self.language),
+                                                   interruptible=self.barge_in)
+                    spoken.append(sentence)
+                    if not result.completed:
+                        producer.cancel()
+                        return spoken, None, True, first_at
             try:
                 end = await producer
             except (LLMError, ProviderFailure):
