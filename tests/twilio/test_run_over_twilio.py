@@ -161,6 +161,7 @@ async def test_switchboard_run_on_twilio_runs_every_shipped_scenario_inbound_and
         "RECORDINGS_DIR": str(tmp_path / "recordings"), "TTS_CACHE_DIR": str(tmp_path / "tts"),
         "PROMPTS_WAV_DIR": str(tmp_path / "wav"), "STRATEGIES_DIR": str(tmp_path / "strategies"),
         "PANEL_PORT": str(port), "BUILTIN_PANEL_TOKEN": TOKEN,
+        "BUILTIN_PANEL_TOKEN_SCOPES": "dialer,read,pii",  # the test reads calls and their numbers
     }
     imported = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "switchboard.cli", "contacts", "import", str(contacts), cwd=ROOT, env=env,
