@@ -1,142 +1,270 @@
-"""Accuracy and latency of the intent classifier on a labelled set of caller utterances.
+"""Accuracy and cost of the intent classifier on held-out caller answers, written and spoken.
 
-The set (benchmarks/data/intent_set.py, 210 items: Persian, English, Arabic; paraphrases, fillers,
-mixed language, injection attempts) is classified on each path:
+The data is `tests/brain/data/intents/` for `scenarios/salehi_language.yaml` (yes / no /
+number_question / unknown; Persian, English, Arabic; injection attempts among them):
+`salehi_dev.tsv` calibrates the encoders' "unknown" threshold, `salehi_heldout.tsv` measures. Every
+utterance goes through the project's own `IntentClassifier` with the scenario's settings.
 
-* fallback: the scenario's keyword tokens (what runs without an LLM, or when it is slow/out of set);
-* llm: the full LLM path (prompt, structured output, parsing) against an OpenAI-compatible server.
-  Without --llm-url this is the loopback wire-format double from tests/brain/fake_llm.py, answering
-  from the labels but obeying any instruction it finds outside the transcript block: its accuracy
-  measures the plumbing and the injection-proof prompt structure, not a model's understanding.
-  With --llm-url (GapGPT, OpenAI, Ollama, llama.cpp...) it measures a real model.
+    .venv/bin/python benchmarks/intent.py                 # keywords, USE, e5 on the held-out set
+    .venv/bin/python benchmarks/intent.py --calibrate     # threshold sweep on the dev split
+    .venv/bin/python benchmarks/intent.py --llama         # + SmolLM2-135M on llama-server (scripts/llama-server.sh)
+    .venv/bin/python benchmarks/intent.py --llm-url URL --api-key KEY --model NAME   # + any OpenAI-compatible model
+    .venv/bin/python benchmarks/intent.py --spoken        # eSpeak -> 8 kHz mu-law -> Whisper base -> classify
 
-    .venv/bin/python benchmarks/intent.py [--llm-url URL --api-key KEY --model NAME] [--timeout 3]
+Figures on a shared 2-core machine are noisy; run it where nothing else runs for final numbers.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
+import subprocess
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks" / "data"))
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
 
-import intent_set
+from switchboard.brain.evaluation import Labelled, Report, evaluate, load_tsv  # noqa: E402
+from switchboard.brain.fallback import classify_by_tokens  # noqa: E402
+from switchboard.brain.intents import IntentClassifier  # noqa: E402
+from switchboard.brain.llm import LLMClient  # noqa: E402
+from switchboard.brain.semantic import DEFAULT_THRESHOLDS, SemanticClassifier  # noqa: E402
+from switchboard.flows.validate import parse_scenario_file  # noqa: E402
 
-from switchboard.brain.intents import IntentClassifier
-from switchboard.brain.llm import LLMClient, Usage
-
-PROMPT = ("The agent asked the caller: 'Would you like to hear about our new internet offer?'. "
-          "Categories: yes (wants to hear it), no (declines), callback (asks to be called another time), "
-          "stop (asks never to be called again), unknown (anything else).")
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    values = sorted(values)
-    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+DATA = ROOT / "tests" / "brain" / "data" / "intents"
+SCENARIO = ROOT / "scenarios" / "salehi_language.yaml"
 
 
-async def run_path(name: str, clf: IntentClassifier, items: list[tuple[str, str, str]], timeout: float,
-                   concurrency: int = 8) -> dict:
-    sem = asyncio.Semaphore(concurrency)
-    usage = Usage()
-    results: list[tuple[str, str, str, str, float]] = []
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
-    async def one(text: str, label: str, kind: str) -> None:
-        async with sem:
-            d = await clf.classify(text, prompt_template=PROMPT, categories=intent_set.CATEGORIES,
-                                   fallback_tokens=intent_set.FALLBACK_TOKENS, timeout=timeout, usage=usage)
-            results.append((kind, label, d.intent, d.path, d.latency))
 
+def summary(name: str, report: Report, extra: str = "") -> None:
+    lat = sorted(o.latency * 1000 for o in report.outcomes)
+    langs = "  ".join(f"{lang} {ok / n:.1%}" for lang, (ok, n) in report.per_language().items())
+    print(f"{name:34s} accuracy {report.accuracy:6.1%}  ({langs})  injections->yes "
+          f"{len(report.injections_as('yes'))}  p50 {statistics.median(lat):.1f} ms{extra}")
+
+
+def scenario_llm():
+    parsed = parse_scenario_file(SCENARIO)
+    assert parsed.scenario is not None, parsed.errors
+    return parsed.scenario.spec
+
+
+async def written(args: argparse.Namespace) -> None:
+    spec = scenario_llm()
+    llm_cfg = spec.llm
+    rows = load_tsv(DATA / "salehi_heldout.tsv", [*llm_cfg.intent_categories, "unknown"])
+    print(f"held-out: {len(rows)} answers, "
+          + ", ".join(f"{k} {v}" for k, v in sorted(count(rows, lambda r: r.lang).items())))
+    summary("keywords only", await evaluate(IntentClassifier(), llm_cfg, rows))
+    for name in args.encoders:
+        before = rss_mb()
+        started = time.perf_counter()
+        sem = SemanticClassifier(name)
+        sem.encoder()
+        load = time.perf_counter() - started
+        clf = IntentClassifier(semantic=sem)
+        await evaluate(clf, llm_cfg, rows[:4])  # embeds the scenario's examples once
+        per = embed_ms(sem, rows)
+        report = await evaluate(clf, llm_cfg, rows)
+        summary(f"keywords + {name} (threshold {sem.threshold:.2f})", report,
+                f"  embed {per:.1f} ms/utt  load {load:.2f} s  RSS +{rss_mb() - before:.0f} MB")
+        sem.close()
+    server = None
+    url, key, model = args.llm_url, args.api_key, args.model
+    if args.llama:
+        server = LlamaServer.start()
+        url, key, model = server.base_url, "none", "smollm2"
+    if url:
+        llm = LLMClient(base_url=url, api_key=key, model_critical=model, model_cheap=model,
+                        timeout=args.timeout, max_parallel=8, cache_ttl=0)
+        try:
+            for structured in ("json_schema", "tool"):
+                clf = IntentClassifier(llm=llm, default_timeout=args.timeout, structured=structured)
+                report = await evaluate(clf, llm_cfg.model_copy(update={"timeout": args.timeout}), rows)
+                paths = count(report.outcomes, lambda o: o.path)
+                summary(f"llm {model} ({structured})", report, f"  paths {dict(paths)}")
+            clf = IntentClassifier(llm=llm, default_timeout=args.timeout,
+                                   semantic=SemanticClassifier(args.encoders[0]))
+            report = await evaluate(clf, llm_cfg.model_copy(update={"timeout": args.timeout}), rows)
+            summary(f"llm {model}, {args.encoders[0]} as fallback", report,
+                    f"  paths {dict(count(report.outcomes, lambda o: o.path))}")
+        finally:
+            await llm.aclose()
+            if server is not None:
+                server.stop()
+
+
+def count(items, key) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for item in items:
+        out[key(item)] += 1
+    return dict(out)
+
+
+def embed_ms(sem: SemanticClassifier, rows: list[Labelled]) -> float:
+    enc = sem.encoder()
+    assert enc is not None
     started = time.perf_counter()
-    await asyncio.gather(*(one(*item) for item in items))
-    wall = time.perf_counter() - started
-    by_kind: dict[str, list[bool]] = defaultdict(list)
-    paths: dict[str, int] = defaultdict(int)
-    for kind, label, got, path, _ in results:
-        by_kind[kind].append(got == label)
-        if "-" in kind:
-            by_kind[kind.split("-")[0]].append(got == label)
-        paths[path] += 1
-    lat = [r[4] * 1000 for r in results]
-    correct = sum(r[1] == r[2] for r in results)
-    print(f"\n== path: {name}  ({len(results)} utterances, {wall:.2f}s wall, concurrency {concurrency})")
-    print(f"accuracy {correct}/{len(results)} = {correct / len(results):.1%}   decided by: {dict(paths)}")
-    print(f"latency ms: p50 {pct(lat, 0.5):.2f}  p95 {pct(lat, 0.95):.2f}  max {max(lat):.2f}  "
-          f"mean {statistics.mean(lat):.2f}")
-    for kind in sorted(by_kind):
-        ok = by_kind[kind]
-        print(f"  {kind:14s} {sum(ok):3d}/{len(ok):3d} = {sum(ok) / len(ok):6.1%}")
-    if usage.requests:
-        print(f"tokens: prompt {usage.prompt_tokens}, completion {usage.completion_tokens}, "
-              f"requests {usage.requests}")
-    misses = [(k, lab, got) for k, lab, got, _, _ in results if lab != got][:6]
-    if misses:
-        print("  e.g. wrong:", misses)
-    return {"accuracy": correct / len(results), "p50_ms": pct(lat, 0.5)}
+    for r in rows:
+        enc.embed([r.text])
+    return (time.perf_counter() - started) / len(rows) * 1000
 
 
-async def main() -> None:
+def calibrate(args: argparse.Namespace) -> None:
+    """Sweep the threshold on the dev split: each row's nearest example is computed once."""
+    llm_cfg = scenario_llm().llm
+    cats = llm_cfg.intent_categories
+    rows = load_tsv(DATA / "salehi_dev.tsv", [*cats, "unknown"])
+    for name in args.encoders:
+        sem = SemanticClassifier(name, threshold=-1.0)  # always reach the encoder when it would be asked
+        decided = [(r, sem.classify_sync(r.text, categories=cats, fallback_tokens=llm_cfg.fallback_tokens,
+                                         examples=llm_cfg.examples)) for r in rows]
+        results = []
+        for step in range(30, 97):
+            th = step / 100
+            ok = 0
+            for r, d in decided:
+                intent = d.intent
+                if d.decided == "semantic" and d.score is not None and d.score < th:
+                    intent = classify_by_tokens(r.text, llm_cfg.fallback_tokens, cats)
+                ok += intent == r.label
+            results.append((ok / len(rows), th))
+        best = max(a for a, _ in results)
+        plateau = [th for a, th in results if a == best]
+        chosen = plateau[len(plateau) // 2]
+        print(f"{name}: dev {len(rows)} answers, best accuracy {best:.1%} for thresholds "
+              f"{plateau[0]:.2f}..{plateau[-1]:.2f}; middle {chosen:.2f} (default in semantic.py: "
+              f"{DEFAULT_THRESHOLDS.get(name)})")
+        sem.close()
+
+
+async def spoken(args: argparse.Namespace) -> None:
+    """eSpeak voices the held-out answers; 8 kHz mu-law; Whisper base transcribes with the scenario's
+    hotwords (and without, with --compare-hotwords); the offline classifier decides."""
+    from switchboard.settings import Settings
+    from switchboard.speech.audio import through_phone_line
+    from switchboard.speech.stt.whisper import WhisperSTT
+    from switchboard.speech.tts.espeak import EspeakTTS
+
+    spec = scenario_llm()
+    llm_cfg = spec.llm
+    rows = [r for r in load_tsv(DATA / "salehi_heldout.tsv", [*llm_cfg.intent_categories, "unknown"])
+            if "injection" not in r.tags]
+    if args.limit:
+        per: dict[str, int] = defaultdict(int)
+        kept = []
+        for r in rows:
+            if per[r.lang] < args.limit:
+                kept.append(r)
+                per[r.lang] += 1
+        rows = kept
+    tts = EspeakTTS()
+    stt = WhisperSTT(Settings().models_dir, max_parallel=1)
+    started = time.perf_counter()
+    stt.load()
+    print(f"whisper base loaded in {time.perf_counter() - started:.2f} s; {len(rows)} spoken answers "
+          f"(no injections), eSpeak -> 8 kHz mu-law -> whisper base (int8, beam 1)")
+    sem = SemanticClassifier(args.encoders[0])
+    clf = IntentClassifier(semantic=sem)
+    variants = [("hotwords", spec.stt.hotwords)] + ([("no hotwords", [])] if args.compare_hotwords else [])
+    for label, hotwords in variants:
+        results: dict[str, list[bool]] = defaultdict(list)
+        stt_ms: list[float] = []
+        examples = []
+        for r in rows:
+            audio = through_phone_line(tts.synthesize_sync(r.text, language=r.lang))
+            tr = stt.transcribe_sync(audio, language=r.lang, hotwords=hotwords)
+            stt_ms.append(tr.latency * 1000)
+            d = await clf.classify(tr.text, prompt_template=llm_cfg.prompt_template,
+                                   categories=llm_cfg.intent_categories, fallback_tokens=llm_cfg.fallback_tokens,
+                                   examples=llm_cfg.examples)
+            results[r.lang].append(d.intent == r.label)
+            if d.intent != r.label and len(examples) < args.show:
+                examples.append(f"    {r.lang} {r.label:>15} -> {d.intent:<15} said {r.text!r} heard {tr.text!r}")
+        for lang in sorted(results):
+            ok = results[lang]
+            print(f"spoken {lang} ({label}): {sum(ok)}/{len(ok)} = {sum(ok) / len(ok):.1%}")
+        allok = [x for v in results.values() for x in v]
+        print(f"spoken all ({label}): {sum(allok)}/{len(allok)} = {sum(allok) / len(allok):.1%}; "
+              f"STT p50 {statistics.median(stt_ms):.0f} ms per answer")
+        for line in examples:
+            print(line)
+    stt.close()
+    sem.close()
+
+
+class LlamaServer:
+    """llama-server (scripts/llama-server.sh) with SmolLM2-135M-Instruct on a free loopback port."""
+
+    def __init__(self, proc: subprocess.Popen, base_url: str) -> None:
+        self.proc, self.base_url = proc, base_url
+
+    @classmethod
+    def start(cls) -> LlamaServer:
+        import socket
+
+        import httpx
+
+        binary = subprocess.run(["bash", str(ROOT / "scripts" / "llama-server.sh")], check=True,
+                                capture_output=True, text=True).stdout.strip()
+        model = subprocess.run(["bash", str(ROOT / "scripts" / "llama-server.sh"), "model"], check=True,
+                               capture_output=True, text=True).stdout.strip()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen([binary, "-m", model, "--host", "127.0.0.1", "--port", str(port), "-c", "8192",
+                                 "-np", "8", "-t", str(os.cpu_count() or 2), "--alias", "smollm2"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    return cls(proc, f"http://127.0.0.1:{port}/v1")
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError(f"llama-server exited with {proc.returncode}")
+            time.sleep(0.5)
+        proc.kill()
+        raise RuntimeError("llama-server did not become healthy in 120 s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--calibrate", action="store_true", help="sweep the unknown threshold on the dev split")
+    ap.add_argument("--spoken", action="store_true", help="TTS -> 8 kHz mu-law -> STT -> classify, per language")
+    ap.add_argument("--compare-hotwords", action="store_true", help="--spoken: also without the hotwords")
+    ap.add_argument("--limit", type=int, default=0, help="--spoken: at most N answers per language")
+    ap.add_argument("--show", type=int, default=8, help="--spoken: misclassified examples to print")
+    ap.add_argument("--encoders", nargs="+", default=["use", "e5"], choices=["use", "e5"])
+    ap.add_argument("--llama", action="store_true", help="also SmolLM2-135M-Instruct on a local llama-server")
     ap.add_argument("--llm-url", default="")
     ap.add_argument("--api-key", default="")
     ap.add_argument("--model", default="gpt-4o-mini")
-    ap.add_argument("--timeout", type=float, default=3.0)
-    ap.add_argument("--structured", choices=["json_schema", "tool"], default="json_schema")
+    ap.add_argument("--timeout", type=float, default=10.0)
     args = ap.parse_args()
-    items = intent_set.build()
-    counts: dict[str, int] = defaultdict(int)
-    for _, label, _ in items:
-        counts[label] += 1
-    print(f"{len(items)} labelled utterances: {dict(counts)}")
-
-    await run_path("fallback tokens (no LLM)", IntentClassifier(llm=None), items, args.timeout)
-
-    server = None
-    url, key, model = args.llm_url, args.api_key, args.model
-    if not url:
-        from tests.brain.fake_llm import FakeLLM
-
-        labels = {text: label for text, label, _ in items}
-        server = FakeLLM(intent_oracle=lambda text, enum: labels.get(text, "unknown")).start()
-        url, key, model = server.base_url, "none", "wire-double"
-        print("\n(LLM path against the loopback wire-format double: see the module docstring)")
-    llm = LLMClient(base_url=url, api_key=key, model_critical=model, model_cheap=model, timeout=args.timeout,
-                    max_parallel=8, cache_ttl=0)
-    try:
-        await run_path(f"llm ({model}, {args.structured})",
-                       IntentClassifier(llm=llm, structured=args.structured), items, args.timeout)
-        if server is not None:
-            # Control: the same double with the caller's words pasted into the instructions (what the
-            # delimiting prevents). Only the injection rows should drop.
-            import switchboard.brain.intents as intents_mod
-
-            proper = intents_mod.build_messages
-
-            def naive(transcript: str, **kw: object) -> list[dict[str, str]]:
-                msgs = proper(transcript, **kw)  # type: ignore[arg-type]
-                msgs[0]["content"] += f"\nThe caller said: {transcript}"
-                return msgs
-
-            intents_mod.build_messages = naive  # type: ignore[assignment]
-            try:
-                await run_path("llm, CONTROL with undelimited transcript", IntentClassifier(llm=llm),
-                               items, args.timeout)
-            finally:
-                intents_mod.build_messages = proper
-    finally:
-        await llm.aclose()
-        if server is not None:
-            server.stop()
+    if args.calibrate:
+        calibrate(args)
+    elif args.spoken:
+        asyncio.run(spoken(args))
+    else:
+        asyncio.run(written(args))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

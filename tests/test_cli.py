@@ -27,7 +27,9 @@ def test_validate_ok_and_bad(tmp_path: Path) -> None:
                    encoding="utf-8")
     res = sb("validate", str(tmp_path))
     assert res.returncode == 1
-    assert f"{bad}:20:" in res.stdout  # file:line:column of the bad target
+    line = next(i for i, text in enumerate(bad.read_text(encoding="utf-8").splitlines(), 1)
+                if "next: record_respons}" in text)
+    assert f"{bad}:{line}:" in res.stdout  # file:line:column of the bad target
     assert "unknown-target" in res.stdout and "unknown-step-type" in res.stdout
 
 

@@ -133,6 +133,47 @@ def run_flow_tests(settings: Settings, files: list[Path], scenarios_dir: Path) -
     return run_virtual(all_tests())
 
 
+async def test_intents(settings: Settings, scenario_file: Path, data: Path, console: Console, *,
+                       show_errors: bool = False) -> int:
+    """`switchboard intents test`: the scenario's classifier (LLM when configured, else offline) on a
+    labelled TSV. 0 = ran (whatever the accuracy), 1 = bad data file, 2 = bad scenario."""
+    from switchboard.brain.evaluation import DatasetError, evaluate, load_tsv
+    from switchboard.brain.intents import IntentClassifier
+    from switchboard.brain.llm import LLMClient
+    from switchboard.flows.validate import parse_scenario_file
+
+    parsed = parse_scenario_file(scenario_file)
+    if parsed.scenario is None:
+        for error in parsed.errors:
+            console.print(str(error), markup=False, highlight=False, style="red")
+        return 2
+    spec = parsed.scenario.spec.llm
+    try:
+        rows = load_tsv(data, [*spec.intent_categories, "unknown"])
+    except DatasetError as exc:
+        console.print(str(exc), markup=False, highlight=False, style="red", soft_wrap=True)
+        return 1
+    llm = LLMClient.from_settings(settings)
+    classifier = IntentClassifier.from_settings(settings, llm)
+    try:
+        if classifier.semantic is not None:
+            await classifier.semantic.warm_up()
+        report = await evaluate(classifier, spec, rows)
+    finally:
+        if llm is not None:
+            await llm.aclose()
+        if classifier.semantic is not None:
+            classifier.semantic.close()
+    if show_errors:
+        for o in report.outcomes:
+            if o.got != o.row.label:
+                console.print(f"{data}:{o.row.line}: {o.row.lang} expected {o.row.label}, got {o.got} "
+                              f"({o.path}): {o.row.text}", markup=False, highlight=False, soft_wrap=True)
+    for line in report.lines():
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    return 0
+
+
 # --- the main job ---------------------------------------------------------------------------------
 DEMO_LINES = "02191000001,02191000002"
 
@@ -500,6 +541,7 @@ async def serve(settings: Settings, console: Console) -> int:
         from switchboard.brain.services import apply_approved_versions
 
         await apply_approved_versions(brain)
+        await brain.warm_up(node.registry.all())  # intent encoder loaded, examples embedded
         tasks.append(asyncio.create_task(brain.improvements.run_forever(settings.improvement_interval_hours * 3600)))
     console.print(f"switchboard running: backend={settings.telephony_backend}, "
                   f"panel on http://{settings.panel_host}:{settings.panel_port}")

@@ -168,6 +168,25 @@ def contacts_import(
     raise typer.Exit(code)
 
 
+intents_app = typer.Typer(no_args_is_help=True, help="Intent classification.")
+app.add_typer(intents_app, name="intents")
+
+
+@intents_app.command("test")
+def intents_test(
+    scenario_file: Path = typer.Argument(..., help="scenario YAML file"),
+    data: Path = typer.Argument(..., help="TSV of lang<TAB>label<TAB>utterance lines (# starts a comment)"),
+    errors: bool = typer.Option(False, "--errors", help="also list every misclassified line"),
+) -> None:
+    """Classify labelled caller answers with the scenario's settings, exactly as a call would; print
+    accuracy per language, the confusion matrix and, last, `accuracy: N.N%`."""
+    from switchboard import app as composition
+
+    settings = composition.load_settings_for_cli()
+    raise typer.Exit(asyncio.run(composition.test_intents(settings, scenario_file, data, console,
+                                                          show_errors=errors)))
+
+
 @app.command()
 def panel() -> None:
     """Serve only the built-in panel (dialer contract + REST API) from the local database: a panel

@@ -6,6 +6,7 @@ Every field here has a line in `.env.example`. Secrets are `SecretStr` so they n
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -108,7 +109,7 @@ class Settings(BaseSettings):
 
     # --- speech ---------------------------------------------------------------------------------
     stt_provider: str = "whisper"  # whisper | vira | openai | text
-    stt_model: str = "base"  # base | small
+    stt_model: str = "base"  # base (the only Whisper model a package ships complete)
     stt_language: str = ""
     tts_provider: str = "espeak"  # espeak | piper | vira | openai | elevenlabs
     tts_voice: str = ""
@@ -155,7 +156,16 @@ class Settings(BaseSettings):
     llm_max_retries: int = 2
     max_parallel_llm: int = 8
     llm_cache_ttl_seconds: int = 300
-    intent_timeout: float = 3.0
+    intent_timeout: float = 5.0  # sized for a local model: 8 concurrent classifications on 2 cores
+    llm_max_reply_tokens: int = Field(200, ge=16, le=4096)  # cap of one spoken reply (cut at a sentence)
+    llm_tool_mode: Literal["auto", "native", "json"] = "auto"  # auto: probe the server's chat template
+    translation_provider: Literal["none", "passthrough", "libretranslate"] = "none"
+    translation_url: str = ""  # LibreTranslate-compatible base URL
+    translation_api_key: SecretStr = SecretStr("")
+    translation_timeout: float = 5.0
+    llm_working_language: str = "en"  # with a translator, the language the model works in
+    intent_encoder: Literal["e5", "use", "none"] = "e5"  # sentence encoder of the offline intent classifier
+    intent_threshold: float = Field(0.0, ge=0, le=1)  # cosine below which the nearest example means unknown; 0 = calibrated
     intent_model_role: str = "critical"  # critical | cheap: which model classifies intents
     strategies_dir: Path = Path("strategies")
     memory_summary_every: int = 20

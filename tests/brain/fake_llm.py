@@ -169,8 +169,13 @@ class FakeLLM:
                 answer = self.intent_oracle(data or prompt, enum)
             return Reply(content=json.dumps({prop[0]: answer}))
         choice = body.get("tool_choice")
+        forced = None
         if isinstance(choice, dict) and choice.get("type") == "function":
-            name = choice["function"]["name"]
+            forced = choice["function"]["name"]
+        elif choice == "required" and len(body.get("tools") or []) == 1:  # the only tool must be called
+            forced = body["tools"][0]["function"]["name"]
+        if forced is not None:
+            name = forced
             enum = []
             for tool in body.get("tools", []):
                 if tool["function"]["name"] == name:

@@ -57,7 +57,7 @@ async def test_tool_call_structured_mode(fake, make_llm):
                            fallback_tokens=TOKENS)
     assert (d.intent, d.path) == ("no", "llm")
     body = fake.requests[-1]
-    assert body["tool_choice"] == {"type": "function", "function": {"name": "classify"}}
+    assert body["tool_choice"] == "required"  # a string: llama.cpp's server rejects the object form
     assert body["tools"][0]["function"]["parameters"]["properties"]["intent"]["enum"][-1] == "unknown"
 
 
@@ -175,9 +175,14 @@ async def test_guided_examples_are_sent(clf, fake):
     await clf.classify("sure", prompt_template=PROMPT, categories=CATS, fallback_tokens=TOKENS,
                        examples={"no": ["نه اصلا", "nope"], "yes": ["ok"]})
     msgs = fake.requests[-1]["messages"]
+    # a few per intent, interleaved: no, yes, no
     assert [m["content"] for m in msgs[1:7:2]] == ['<transcript>"نه اصلا"</transcript>',
-                                                   '<transcript>"nope"</transcript>', '<transcript>"ok"</transcript>']
-    assert msgs[4]["content"] == '{"intent": "no"}'
+                                                   '<transcript>"ok"</transcript>', '<transcript>"nope"</transcript>']
+    assert msgs[4]["content"] == '{"intent": "yes"}'
+    await clf.classify("sure", prompt_template=PROMPT, categories=CATS, fallback_tokens=TOKENS,
+                       examples={"yes": {"en": ["a", "b", "c"], "fa": ["d"]}, "no": ["e"]})
+    sent = [m["content"] for m in fake.requests[-1]["messages"][1:-1:2]]
+    assert sent == ['<transcript>"a"</transcript>', '<transcript>"e"</transcript>', '<transcript>"b"</transcript>']
 
 
 async def test_scenario_model_override(clf, fake):

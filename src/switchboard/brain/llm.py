@@ -78,6 +78,15 @@ class ChatResult:
         return msg
 
 
+@dataclass(frozen=True, slots=True)
+class ServerCaps:
+    """What the model server can do: `tools` False means tools must go through the JSON protocol."""
+
+    tools: bool
+    source: str = ""
+    model: str = ""
+
+
 @dataclass(slots=True)
 class TextDelta:
     """A piece of streamed assistant text."""
@@ -170,6 +179,7 @@ class LLMClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sdk: AsyncOpenAI | None = None
         self._sem: asyncio.Semaphore | None = None
+        self._caps: ServerCaps | None = None
 
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> LLMClient | None:
@@ -217,6 +227,48 @@ class LLMClient:
                 log.exception("on_provider_failure callback failed")
         return failure
 
+    @staticmethod
+    def _timeout(message: str, usage: Usage | None) -> LLMTimeout:
+        """A timeout is an error of the call's usage too (the request cost time and gave nothing)."""
+        if usage is not None:
+            usage.errors += 1
+        return LLMTimeout(message)
+
+    async def capabilities(self) -> ServerCaps:
+        """What the server's chat template can do, probed once (llama.cpp's `GET /props`).
+
+        Servers without that endpoint (OpenAI and most clouds) are taken to support tools natively.
+        A llama.cpp model whose template has no tool support would silently drop the tools from
+        the prompt; callers switch to the JSON "action" protocol instead (`ServerCaps.tools`)."""
+        if self._caps is not None:
+            return self._caps
+        import httpx
+
+        root = self.base_url.rstrip("/")
+        candidates = [root.removesuffix("/v1") + "/props", root + "/props"]
+        caps = ServerCaps(tools=True, source="assumed (no /props endpoint)")
+        headers = {"Authorization": f"Bearer {self._api_key}"}
+        try:
+            with real_io():
+                async with httpx.AsyncClient(timeout=min(5.0, self.timeout)) as http:
+                    for url in dict.fromkeys(candidates):
+                        resp = await http.get(url, headers=headers)
+                        if resp.status_code != 200:
+                            continue
+                        data = resp.json()
+                        tmpl = data.get("chat_template_caps") if isinstance(data, dict) else None
+                        if isinstance(tmpl, dict):
+                            tools = bool(tmpl.get("supports_tools")) and bool(tmpl.get("supports_tool_calls"))
+                            caps = ServerCaps(tools=tools, source=url,
+                                              model=str(data.get("model_alias") or data.get("model_path") or ""))
+                            break
+        except (httpx.HTTPError, ValueError) as exc:
+            caps = ServerCaps(tools=True, source=f"assumed (probe failed: {type(exc).__name__})")
+        self._caps = caps
+        log.info("LLM server %s: tools %s (%s)", self.base_url,
+                 "native" if caps.tools else "not in the chat template: JSON action protocol", caps.source)
+        return caps
+
     def _backoff(self, attempt: int, exc: Exception | None) -> float:
         delay = min(self.backoff_max, self.backoff_base * (2 ** attempt))
         response = getattr(exc, "response", None)
@@ -237,15 +289,15 @@ class LLMClient:
         while True:
             remaining = deadline - monotonic()
             if remaining <= 0:
-                raise LLMTimeout(f"no answer within the deadline ({self.provider})")
+                raise self._timeout(f"no answer within the deadline ({self.provider})", usage)
             try:
                 async with sem:
                     with real_io():
                         return await asyncio.wait_for(make(sdk), timeout=remaining)
             except TimeoutError as exc:
-                raise LLMTimeout(f"no answer within the deadline ({self.provider})") from exc
+                raise self._timeout(f"no answer within the deadline ({self.provider})", usage) from exc
             except openai.APITimeoutError as exc:
-                raise LLMTimeout(f"request timed out ({self.provider})") from exc
+                raise self._timeout(f"request timed out ({self.provider})", usage) from exc
             except openai.APIStatusError as exc:
                 failure = classify_status_error(exc, self.provider)
                 if failure is not None:
@@ -270,7 +322,7 @@ class LLMClient:
             delay = self._backoff(attempt, last)
             attempt += 1
             if monotonic() + delay >= deadline:
-                raise LLMTimeout(f"deadline reached while backing off ({self.provider})") from last
+                raise self._timeout(f"deadline reached while backing off ({self.provider})", usage) from last
             log.info("llm retry %d after %.2fs: %s", attempt, delay, last)
             await asyncio.sleep(delay)
 
@@ -338,12 +390,13 @@ class LLMClient:
                      model: str | None = None, tools: Sequence[dict[str, Any]] | None = None,
                      tool_choice: Any = None, temperature: float | None = None,
                      max_tokens: int | None = None, timeout: float | None = None,
-                     usage: Usage | None = None) -> AsyncIterator[TextDelta | StreamEnd]:
+                     usage: Usage | None = None,
+                     response_format: Any = None) -> AsyncIterator[TextDelta | StreamEnd]:
         """Stream a reply: `TextDelta`s as tokens arrive, then one `StreamEnd`.
 
         `timeout` bounds the wait for the first chunk and then each gap between chunks; retries
         happen only before the first chunk (a half-spoken reply is never repeated)."""
-        req = self._request(messages, role, model, tools, tool_choice, None, temperature, max_tokens)
+        req = self._request(messages, role, model, tools, tool_choice, response_format, temperature, max_tokens)
         req["stream"] = True
         req["stream_options"] = {"include_usage": True}
         limit = timeout if timeout is not None else self.timeout
@@ -364,7 +417,7 @@ class LLMClient:
                 except StopAsyncIteration:
                     break
                 except TimeoutError as exc:
-                    raise LLMTimeout(f"stream stalled for {limit}s ({self.provider})") from exc
+                    raise self._timeout(f"stream stalled for {limit}s ({self.provider})", usage) from exc
                 except Exception as exc:
                     raise LLMError(f"stream broke ({self.provider}): {type(exc).__name__}: {exc}") from exc
                 model_name = chunk.model or model_name
@@ -405,5 +458,5 @@ class LLMClient:
         yield StreamEnd(result)
 
 
-__all__ = ["ChatResult", "LLMClient", "LLMError", "LLMTimeout", "Message", "Role", "StreamEnd",
+__all__ = ["ChatResult", "LLMClient", "LLMError", "LLMTimeout", "Message", "Role", "ServerCaps", "StreamEnd",
            "TextDelta", "ToolCall", "Usage", "classify_status_error"]

@@ -25,6 +25,7 @@ from switchboard.brain.personas import Persona, PersonaRegistry
 from switchboard.brain.repository import BrainRepository, JsonBrainRepository
 from switchboard.brain.strategies import Strategy, load_strategies
 from switchboard.brain.tools import CallbackSink, CrmLookup, TicketSink, ToolRegistry
+from switchboard.brain.translation import build_translator
 from switchboard.speech.base import ProviderFailure
 
 
@@ -48,6 +49,16 @@ class Brain:
         return build_router(self.repository, strategies=self.strategies, improvements=self.improvements,
                             dependencies=dependencies)
 
+    async def warm_up(self, scenarios: Sequence[Any]) -> None:
+        """Load the intent encoder and embed every scenario's examples before the first call."""
+        semantic = self.intents.semantic
+        if semantic is None:
+            return
+        await semantic.warm_up()
+        for scenario in scenarios:
+            llm = scenario.spec.llm
+            await semantic.prepare(llm.intent_categories, llm.fallback_tokens, llm.examples)
+
     async def aclose(self) -> None:
         if self.llm is not None:
             await self.llm.aclose()
@@ -68,15 +79,18 @@ def build_brain(settings: Any, *, transcriber: Transcriber | None = None, crm_lo
                 on_provider_failure: Any = None) -> Brain:
     """Everything from Settings: no LLM URL -> fallback tokens and scripted personas."""
     llm = LLMClient.from_settings(settings, on_provider_failure=on_provider_failure)
-    intents = IntentClassifier(llm=llm, default_timeout=settings.intent_timeout,
-                               role="cheap" if settings.intent_model_role == "cheap" else "critical")
+    intents = IntentClassifier.from_settings(settings, llm)
     personas = PersonaRegistry.load_dir(settings.personas_dir) if settings.personas_dir.is_dir() \
         else PersonaRegistry()
     strategies: dict[str, Strategy] = load_strategies(settings.strategies_dir) \
         if settings.strategies_dir.is_dir() else {}
     tools = ToolRegistry(crm_lookup=crm_lookup, create_ticket=create_ticket, schedule_callback=schedule_callback)
     conversation = ConversationService(personas, llm=llm, tools=tools, transcriber=transcriber,
-                                       strategies=strategies, company=settings.company)
+                                       strategies=strategies, company=settings.company,
+                                       max_reply_tokens=settings.llm_max_reply_tokens,
+                                       tool_mode=settings.llm_tool_mode,
+                                       translator=build_translator(settings),
+                                       working_language=settings.llm_working_language)
     repo = repository or JsonBrainRepository(settings.data_dir / "brain.json")
     memory = BrainMemory(repo, llm, every_n=settings.memory_summary_every)
     improvements = ImprovementJob(repo, llm, personas, strategies)

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from switchboard.brain.personas import FaqEntry, Objection, Persona
+from switchboard.brain.subagents import SubagentSpec
 
 Trigger = Literal["low_confidence", "silence", "no_match", "objection_repeated"]
 
@@ -27,7 +28,8 @@ class _Model(BaseModel):
 class StrategyPersona(_Model):
     name: str = Field(min_length=1)
     tone: str = ""
-    tone_override: bool = Field(False, description="replace the persona's tone instead of adding to it")
+    tone_override: bool | str = Field(False, description="free text: the tone to use instead of the persona's "
+                                                         "(true: `tone` replaces it instead of adding to it)")
     description: str = ""
     voice_id: str | None = None
     locale: str = Field("en", description="language (or locale such as fa-IR) the strategy is written in")
@@ -35,6 +37,31 @@ class StrategyPersona(_Model):
     @property
     def language(self) -> str:
         return self.locale.split("-")[0].split("_")[0].lower()
+
+    @property
+    def override(self) -> str:
+        """The tone that replaces the persona's, or "" when the strategy only adds to it."""
+        if isinstance(self.tone_override, str):
+            return self.tone_override.strip()
+        return self.tone.strip() if self.tone_override else ""
+
+
+# Words of a tone and what they do to an ElevenLabs voice: stability (low = more expressive and
+# variable, high = steady and calm) and similarity_boost (how closely to hold the original voice).
+_STEADY = ("calm", "soothing", "professional", "formal", "serious", "reassuring", "patient", "gentle",
+           "آرام", "رسمی", "هادئ", "رسمي")
+_LIVELY = ("energetic", "enthusiastic", "excited", "playful", "upbeat", "lively", "passionate", "urgent",
+           "پرانرژی", "هیجان", "متحمس", "حماسي")
+
+
+def voice_style(tone: str) -> dict[str, float]:
+    """ElevenLabs voice settings for a tone description (0.5 / 0.8 when it says nothing of either)."""
+    text = tone.lower()
+    steady = sum(w in text for w in _STEADY)
+    lively = sum(w in text for w in _LIVELY)
+    stability = 0.5 + 0.25 * (steady > lively) - 0.2 * (lively > steady)
+    similarity = 0.8 if steady >= lively else 0.7
+    return {"stability": round(stability, 2), "similarity_boost": similarity}
 
 
 class Scripts(_Model):
@@ -48,6 +75,20 @@ class Scripts(_Model):
 class FallbackPolicy(_Model):
     trigger: Trigger
     threshold: float = Field(ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _business_triggers(cls, data: Any) -> Any:
+        """Triggers as businesses write them: "confidence_below_0.5" is low_confidence at 0.5."""
+        if isinstance(data, dict) and isinstance(data.get("trigger"), str):
+            m = re.fullmatch(r"\s*confidence_below_(\d+(?:\.\d+)?)\s*", data["trigger"])
+            if m:
+                value = float(m.group(1))
+                threshold = data.get("threshold")
+                if threshold is not None and float(threshold) != value:
+                    raise ValueError(f"trigger {data['trigger']!r} and threshold {threshold} disagree")
+                data = {**data, "trigger": "low_confidence", "threshold": value}
+        return data
     action: str = Field(min_length=1, description="ask_to_repeat | transfer_to_operator | end_call | "
                                                   "a fallback_scenarios key")
 
@@ -61,6 +102,15 @@ class Strategy(_Model):
     closing_techniques: list[str] = Field(default_factory=list)
     fallback_scenarios: dict[str, str] = Field(default_factory=dict)
     fallback_policies: list[FallbackPolicy] = Field(default_factory=list)
+    subagents: list[SubagentSpec] = Field(default_factory=list, max_length=10)
+
+    @field_validator("subagents")
+    @classmethod
+    def _unique_subagents(cls, v: list[SubagentSpec]) -> list[SubagentSpec]:
+        names = [s.name for s in v]
+        if len(names) != len(set(names)):
+            raise ValueError(f"subagent names must be unique: {names}")
+        return v
 
     @field_validator("fallback_policies")
     @classmethod
@@ -86,9 +136,10 @@ class Strategy(_Model):
             lines.append(self.description)
         if self.goals:
             lines.append("Goals: " + "; ".join(self.goals) + ".")
-        tone = self.persona.tone
-        if tone:
-            lines.append(("Use ONLY this tone: " if self.persona.tone_override else "Also be: ") + tone + ".")
+        if self.persona.override:
+            lines.append(f"Use ONLY this tone, whatever your usual one: {self.persona.override}.")
+        elif self.persona.tone:
+            lines.append(f"Also be: {self.persona.tone}.")
         if self.persona.description:
             lines.append(f"You present yourself as {self.persona.name}: {self.persona.description}")
         if self.scripts.pitch:
@@ -101,7 +152,15 @@ class Strategy(_Model):
             lines.extend(f"- If the caller says {k.replace('|', ' / ')}: {r}" for k, r in self.scripts.objections.items())
         if self.closing_techniques:
             lines.append("Closing techniques: " + "; ".join(self.closing_techniques) + ".")
+        if self.subagents:
+            lines.append("Colleagues you can ask with the delegate tool (agent, request): "
+                         + "; ".join(f"{s.name}" + (f" ({s.init.get('description')})" if s.init.get("description")
+                                                    else "") for s in self.subagents) + ".")
         return "\n".join(lines)
+
+    def voice_settings(self) -> dict[str, float]:
+        """The voice the tone asks for (ElevenLabs stability / similarity)."""
+        return voice_style(self.persona.override or self.persona.tone)
 
     def apply(self, persona: Persona) -> Persona:
         """A copy of `persona` with this strategy's prompt, greeting, FAQ, objections and voice."""
@@ -109,13 +168,18 @@ class Strategy(_Model):
         prompts = {k: f"{v.rstrip()}\n\n{self.prompt_section()}" for k, v in persona.system_prompt.items()}
         update: dict[str, Any] = {"system_prompt": prompts,
                                   "version": f"{persona.version}+{self.slug}"}
-        if self.persona.tone:
-            update["tone"] = self.persona.tone if self.persona.tone_override else \
-                f"{persona.tone}; {self.persona.tone}".strip("; ")
+        if self.persona.override:
+            update["tone"] = self.persona.override
+        elif self.persona.tone:
+            update["tone"] = f"{persona.tone}; {self.persona.tone}".strip("; ")
         if self.scripts.greeting:
             update["greeting"] = {**persona.greeting, lang: self.scripts.greeting}
         if self.persona.voice_id:
-            update["voice"] = {**persona.voice, lang: self.persona.voice_id}
+            # The voice id carries the tone's voice settings; the ElevenLabs provider reads them.
+            style = "&".join(f"{k}={v}" for k, v in self.voice_settings().items())
+            update["voice"] = {**persona.voice, lang: f"{self.persona.voice_id}?{style}"}
+        if self.subagents and "delegate" not in persona.tools:
+            update["tools"] = [*persona.tools, "delegate"]
         if self.persona.name:
             update["display_name"] = self.persona.name
         faq = [FaqEntry(questions=[q], answer={lang: a}) for q, a in self.scripts.faqs.items()]
@@ -168,4 +232,4 @@ def load_strategies(directory: Path) -> dict[str, Strategy]:
 
 
 __all__ = ["FallbackPolicy", "Scripts", "Strategy", "StrategyError", "StrategyPersona", "Trigger",
-           "load_strategies", "load_strategy", "slugify"]
+           "load_strategies", "load_strategy", "slugify", "voice_style"]

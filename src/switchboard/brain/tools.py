@@ -42,6 +42,8 @@ class ToolContext:
     tickets: list[dict[str, Any]] = field(default_factory=list)
     callbacks: list[dict[str, Any]] = field(default_factory=list)
     allowed_handoffs: list[str] = field(default_factory=list)
+    # the strategy's subagents: (agent, request) -> answer; None when the strategy has none
+    delegate: Callable[[str, str], Awaitable[dict[str, Any]]] | None = None
 
 
 @dataclass(slots=True)
@@ -90,6 +92,11 @@ class HandoffArgs(_Args):
     persona: str = Field(description="the persona to hand the caller to")
     summary: str = Field("", description="a short summary of the conversation so far for the next agent")
     reason: str = ""
+
+
+class DelegateArgs(_Args):
+    agent: str = Field(min_length=1, description="the colleague (subagent) to ask")
+    request: str = Field(min_length=1, max_length=2000, description="what to ask, with the caller's details")
 
 
 class EndCallArgs(_Args):
@@ -234,6 +241,11 @@ class ToolRegistry:
             ctx.effects.append(Effect("handoff", a.model_dump()))
             return {"handing_off_to": a.persona}
 
+        async def delegate(a: DelegateArgs, ctx: ToolContext) -> dict[str, Any]:
+            if ctx.delegate is None:
+                return {"error": "no subagents in this conversation"}
+            return await ctx.delegate(a.agent, a.request)
+
         async def end_call(a: EndCallArgs, ctx: ToolContext) -> dict[str, Any]:
             ctx.effects.append(Effect("end", a.model_dump()))
             return {"ending": True, "result": a.result}
@@ -251,6 +263,8 @@ class ToolRegistry:
             Tool("handoff", "Hand the caller to another AI agent (persona).", HandoffArgs, handoff),
             Tool("end_call", "End the call with a result once the conversation is finished.", EndCallArgs,
                  end_call),
+            Tool("delegate", "Ask a colleague (a subagent of the sales strategy) and get their answer.",
+                 DelegateArgs, delegate),
         ]
 
 

@@ -26,16 +26,16 @@ class IntentDecision:
 
 class IntentClassifier(Protocol):
     async def classify(self, transcript: str, *, prompt_template: str, categories: list[str],
-                       fallback_tokens: dict[str, list[str]], examples: dict[str, list[str]] | None = None,
-                       timeout: float | None = None) -> IntentDecision: ...
+                       fallback_tokens: dict[str, list[str]], examples: dict[str, Any] | None = None,
+                       timeout: float | None = None, model: str | None = None) -> IntentDecision: ...
 
 
 class TokenIntentClassifier:
     """The no-LLM classifier: the scenario's fallback tokens, matched as words after normalisation."""
 
     async def classify(self, transcript: str, *, prompt_template: str, categories: list[str],
-                       fallback_tokens: dict[str, list[str]], examples: dict[str, list[str]] | None = None,
-                       timeout: float | None = None) -> IntentDecision:
+                       fallback_tokens: dict[str, list[str]], examples: dict[str, Any] | None = None,
+                       timeout: float | None = None, model: str | None = None) -> IntentDecision:
         from switchboard.brain.fallback import classify_by_tokens
 
         return IntentDecision(classify_by_tokens(transcript, fallback_tokens, categories), "fallback")

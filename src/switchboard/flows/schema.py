@@ -35,7 +35,8 @@ class LlmConfig(_Strict):
     prompt_template: str = "Classify the caller's intent.\nUser: {transcript}"
     intent_categories: list[str] = Field(default_factory=lambda: ["unknown"])
     fallback_tokens: dict[str, list[str]] = Field(default_factory=dict)
-    examples: dict[str, list[str]] = Field(default_factory=dict, description="guided examples per intent")
+    examples: dict[str, list[str] | dict[str, list[str]]] = Field(
+        default_factory=dict, description="example answers per intent, as a list or per language {fa: [...]}")
     timeout: float | None = Field(None, gt=0, description="seconds before the fallback classifier decides")
     model: str | None = None
 

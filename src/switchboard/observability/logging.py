@@ -8,6 +8,7 @@ import logging
 import sys
 from contextvars import ContextVar
 
+from rich.console import Console
 from rich.logging import RichHandler
 
 
@@ -35,7 +36,8 @@ def setup_logging(level: str = "INFO", *, json_lines: bool = False) -> None:
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_JsonFormatter())
     else:
-        handler = RichHandler(show_path=False, rich_tracebacks=True, console=None)
+        # Logs go to stderr: stdout carries command output (`simulate --json`, `schema`).
+        handler = RichHandler(show_path=False, rich_tracebacks=True, console=Console(stderr=True))
     root.addHandler(handler)
     root.setLevel(level.upper())
     for noisy in ("httpx", "httpcore", "uvicorn.access", "faster_whisper", "aiosqlite", "alembic"):

@@ -26,7 +26,8 @@ class ClassifyIntent(StepModel):
         try:
             decision = await rt.services.intents.classify(
                 text, prompt_template=llm.prompt_template, categories=llm.intent_categories,
-                fallback_tokens=llm.fallback_tokens, examples=llm.examples or None, timeout=llm.timeout)
+                fallback_tokens=llm.fallback_tokens, examples=llm.examples or None, timeout=llm.timeout,
+                model=llm.model)
         except Exception as exc:  # a classifier failure is a branch, not a crash
             log.warning("intent classification failed: %s", exc)
             rt.ctx.log("intent_failed", step=self.step, reason=type(exc).__name__)

