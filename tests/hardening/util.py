@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from typing import Any
 
 import httpx
 
@@ -14,6 +15,15 @@ FUZZ_SCALE = float(os.environ.get("FUZZ_SCALE", "1"))
 
 def examples(n: int) -> int:
     return max(1, int(n * FUZZ_SCALE))
+
+
+def fuzz(n: int) -> Any:
+    """Hypothesis settings for a fuzz test of `n` examples (times FUZZ_SCALE): derandomized, so CI
+    runs the same examples every time and cannot flake; no example database."""
+    from hypothesis import HealthCheck, settings
+
+    return settings(max_examples=examples(n), deadline=None, derandomize=True, database=None,
+                    suppress_health_check=list(HealthCheck))
 
 
 def free_port() -> int:
