@@ -30,7 +30,11 @@ async def test_fresh_database_is_migrated_to_head(store):
     assert TABLES <= await _tables(store)
     async with store.engine.connect() as conn:
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-    assert version == "0001"
+    from alembic.script import ScriptDirectory
+
+    from switchboard.store.db import alembic_config
+
+    assert version == ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 async def test_migrations_are_idempotent_and_reversible(store, settings, db_url):

@@ -56,6 +56,16 @@ scenario:
 TRUNK_FAILURES = (DialOutcome.FAILED, DialOutcome.CONGESTION)
 
 
+def _row_id(value: object) -> int | None:
+    """A panel's number id as a local contacts row id, or None (an external panel's id may be any
+    text or number; one beyond 64 bits must not reach the database)."""
+    try:
+        row_id = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return row_id if 1 <= row_id < 2**63 else None
+
+
 @dataclass
 class DialerStats:
     originated: int = 0
@@ -230,10 +240,10 @@ class Dialer:
     async def _profile(self, number: BatchNumber) -> dict[str, Any]:
         """Name, attributes and time zone of a contact the local store knows (the built-in panel's
         contacts); its own time zone beats the one guessed from the number's region."""
-        try:
-            row = await self.store.contacts.get(int(number.id))
-        except (TypeError, ValueError):
+        contact_id = _row_id(number.id)
+        if contact_id is None:
             return {}
+        row = await self.store.contacts.get(contact_id)
         if row is None or row.phone_e164 != number.e164:
             return {}
         return {"name": row.name or "", "attributes": dict(row.attributes or {}), "timezone": row.timezone}
@@ -329,9 +339,8 @@ class Dialer:
     async def _give_back(self, number: BatchNumber, not_before: datetime | None) -> None:
         """Hand a leased contact back without an attempt (calling hours, stopping). The built-in
         panel re-offers it at `not_before`; an external panel re-sends it in a later batch."""
-        try:
-            contact_id = int(number.id)
-        except (TypeError, ValueError):
+        contact_id = _row_id(number.id)
+        if contact_id is None:
             return
         await self.store.contacts.release(contact_id, next_attempt_at=not_before)
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from fastapi import APIRouter, FastAPI
 
 from switchboard.panel.deps import Authed, DialerControl, PanelContext, ScenarioLister
+from switchboard.panel import limits
 from switchboard.panel.local import LocalPanel
 from switchboard.panel.routes import admin, calls, campaigns, contacts, dnc, export, roster, scenarios
 from switchboard.panel.routes import dialer as dialer_routes
@@ -50,5 +51,7 @@ def create_panel_app(
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    limits.install(app)  # body limits, 422 shapes, documented errors (after every route)
 
     return app
