@@ -123,6 +123,16 @@ class BodyLimits:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > self.max_body:
+                # Read (and drop) a little more so an ordinary client sees the 413 rather than a
+                # reset connection; beyond that, answer and close.
+                seen = len(body)
+                body = bytearray()
+                while more and seen < 4 * self.max_body:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    seen += len(message.get("body", b""))
+                    more = message.get("more_body", False)
                 await self._too_large(scope, receive, send)
                 return
         raw = bytes(body)
@@ -172,14 +182,14 @@ async def _validation_error(_request: Request, exc: RequestValidationError) -> R
 
 
 def _allowed_methods(app: FastAPI, path: str) -> list[str]:
-    from starlette.routing import Match
-
-    scope = {"type": "http", "path": path, "method": "GET", "root_path": ""}
+    """The methods the spec documents for `path` (what a client can rely on)."""
     methods: set[str] = set()
-    for route in app.router.routes:
-        match, _ = route.matches(scope)
-        if match != Match.NONE and getattr(route, "methods", None):
-            methods |= set(route.methods)
+    for template, item in app.openapi().get("paths", {}).items():
+        pattern = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path):
+            methods |= {m.upper() for m in item if m in ("get", "post", "put", "patch", "delete")}
+    if "GET" in methods:
+        methods.add("HEAD")
     return sorted(methods)
 
 
