@@ -415,7 +415,7 @@ async def import_contacts_file(settings: Settings, path: Path, campaign: str | N
     try:
         report = await import_contacts(store, path, settings, progress=True, campaign=campaign, console=console)
     except ImportFileError as exc:
-        console.print(f"[red]{path}: {exc}[/red]")
+        console.print(f"{path}: {exc}", style="red", markup=False, highlight=False)
         return 1
     finally:
         await store.close()
