@@ -115,7 +115,7 @@ def _read_xlsx(path: Path) -> Iterator[list[Any]]:
         with zipfile.ZipFile(path) as zf:
             unpacked = sum(info.file_size for info in zf.infolist())
     except zipfile.BadZipFile:
-        raise ImportFileError(f"{path.name} is not an XLSX workbook") from None
+        raise ImportFileError(f"cannot read {path.name}: not an XLSX workbook") from None
     if unpacked > MAX_UNZIPPED_BYTES:
         raise ImportFileError(f"{path.name} unpacks to {unpacked:,} bytes (limit {MAX_UNZIPPED_BYTES:,}); "
                               "split it")
