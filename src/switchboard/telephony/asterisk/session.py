@@ -375,8 +375,7 @@ class AriCall:
             self._events.put_nowait(CallEvent("playback_finished", {"id": playback_id,
                                                                      "state": event.playback.state}))
             if event.playback.state == "failed":
-                await asyncio.sleep(0)  # the hang-up events precede PlaybackFinished(failed)
-                self.hangup_signal.check()
+                await self._hangup_behind_failed_playback()
                 raise CallFailed(f"playback of {media} failed")
             return PlaybackResult(completed=True)
         except asyncio.CancelledError:
@@ -387,6 +386,20 @@ class AriCall:
             finished.cancel()
             if interruptible:
                 self._dtmf_listeners.remove(listener)
+
+    async def _hangup_behind_failed_playback(self) -> None:
+        """A PBX going down fails the playback first and hangs up right after: wait a moment for that
+        hang-up (or find the channel gone) and end as a hang-up, not as `failed:playback`."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.hangup_signal.wait(), min(0.5, self.config.event_grace))
+        self.hangup_signal.check()
+        try:
+            await self.client.get_channel(self.channel_id)
+        except AriError as exc:
+            if exc.not_found or exc.status == 0 or exc.status >= 500:
+                self.hangup_signal.set("normal")
+                self._schedule_teardown("normal")
+                raise CallerHangup("normal") from exc
 
     async def speak(self, text: str, *, language: str | None = None, voice: str | None = None,
                     interruptible: bool = False) -> PlaybackResult:
