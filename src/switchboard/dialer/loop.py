@@ -16,6 +16,7 @@ from typing import Any
 
 from switchboard import clock
 from switchboard.dialer.abandon import AbandonEvent, AbandonTracker
+from switchboard.dialer.backend_gate import BackendGate
 from switchboard.dialer.compliance import Compliance, ContactState, Never, NotBefore
 from switchboard.dialer.dialstring import DialStringTemplate
 from switchboard.dialer.health import DialerHealth
@@ -38,6 +39,7 @@ from switchboard.settings import Settings
 from switchboard.store import CallData, EventData, Store
 from switchboard.telephony.backend import TelephonyBackend
 from switchboard.telephony.call import Call, DialOutcome
+from switchboard.telephony.faults import BackendUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +105,11 @@ class Dialer:
     _calls: set[asyncio.Task[None]] = field(default_factory=set)
     _call_ended: asyncio.Event = field(default_factory=asyncio.Event)
     _abandoned_at: dict[str, datetime] = field(default_factory=dict)
+    gate: BackendGate | None = None  # waits while the PBX is unavailable (dialer/backend_gate.py)
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
+        self.gate = self.gate or BackendGate(self.backend, self.panel, self.store)
         self.abandon.on_abandon = self._on_abandon
         services = self.engine.services
         services.add_to_dnc = self._add_to_dnc
@@ -261,6 +265,8 @@ class Dialer:
         if not await self._compliant(number, scenario, profile, checked_at):
             return
         await self._until(self.health.wait_running())
+        if self.gate is not None:
+            await self._until(self.gate.wait())  # no origination while the PBX cannot take calls
         if self._stop.is_set() or not self.lines:
             if not self.lines:
                 log.error("no outbound lines: set OUTBOUND_NUMBERS or register lines in the panel")
@@ -360,11 +366,20 @@ class Dialer:
             metrics.ACTIVE_CALLS.labels("outbound").inc()
             dial_string = self.template.render(line_number=line.phone_number, customer=self._dialable(number),
                                                trunk=self.settings.outbound_trunk)
-            dialed = await self.backend.originate(number=number.e164, dial_string=dial_string,
-                                                  line_number=line.phone_number, caller_id=line.phone_number,
-                                                  timeout=float(self.settings.origination_timeout),
-                                                  variables={"SWITCHBOARD_CALL_ID": call_id,
-                                                             "SWITCHBOARD_SCENARIO": scenario.name})
+            try:
+                dialed = await self.backend.originate(number=number.e164, dial_string=dial_string,
+                                                      line_number=line.phone_number, caller_id=line.phone_number,
+                                                      timeout=float(self.settings.origination_timeout),
+                                                      variables={"SWITCHBOARD_CALL_ID": call_id,
+                                                                 "SWITCHBOARD_SCENARIO": scenario.name})
+            except BackendUnavailable as exc:  # nothing was attempted: the contact is given back
+                self.stats.originated -= 1
+                if self.gate is not None:
+                    await self.gate.not_attempted(call_id, exc)
+                await self._give_back(number, None)
+                return
+            if self.gate is not None:
+                await self.gate.placed()
             if dialed.call is None:
                 ctx = CallContext(call_id=call_id, scenario=scenario.name, remote_number=number.e164,
                                   line_number=line.phone_number, contact=contact)
@@ -525,6 +540,7 @@ class Dialer:
             abandon[campaign] = {"answered": stats.answered, "abandoned": stats.abandoned,
                                  "rate": round(stats.rate, 4)}
         return {"failure_pause": self.health.cause if self.health.paused else None,
+                "telephony_pause": self.gate.reason if self.gate is not None and self.gate.paused else None,
                 "active_calls": len(self._calls), "abandon": abandon,
                 "lines": [line.phone_number for line in self.lines]}
 

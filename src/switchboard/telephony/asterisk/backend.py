@@ -75,6 +75,7 @@ class AsteriskBackend:
         self._tasks: set[asyncio.Task[object]] = set()
         self._down_reason = ""  # why the PBX cannot take calls (the real cause), "" while it can
         self._ready = asyncio.Event()  # set while the event stream is up and ARI answered as ARI
+        self._probe_delay = 0.0  # seconds before the next check after the PBX refused a call (backoff)
 
     @classmethod
     def from_settings(cls, settings: object, *, synthesize: Synthesize | None = None,
@@ -147,18 +148,22 @@ class AsteriskBackend:
         """Until calls can be placed again (the stream reconnects and ARI answers)."""
         while not self.available:
             if self.stream.connected.is_set() and not self._ready.is_set():
+                # backoff: a PBX that answers the check but refuses calls is not hammered
+                await asyncio.sleep(self._probe_delay or 0.5)
                 await self._check_ari()
-                if self.available:
-                    return
-                await asyncio.sleep(1.0)
                 continue
             await self.stream.connected.wait()
 
-    def _mark_down(self, reason: str) -> None:
+    def _mark_down(self, reason: str, *, refused_call: bool = False) -> None:
         if self._ready.is_set() or self._down_reason != reason:
             log.warning("PBX unavailable: %s; no calls are placed until it answers again", reason)
         self._down_reason = reason
         self._ready.clear()
+        if refused_call:
+            self._probe_delay = min(30.0, max(1.0, self._probe_delay * 2))
+
+    def _call_placed(self) -> None:
+        self._probe_delay = 0.0
 
     async def _check_ari(self) -> bool:
         """ARI answers as ARI and our application is registered (its events reach us)."""
@@ -222,16 +227,18 @@ class AsteriskBackend:
                                             variables=vars_, app_args=f"outbound,{call_id}")
             except AriUnavailable as exc:
                 call.detach()
-                self._mark_down(exc.message)
+                self._mark_down(exc.message, refused_call=True)
                 raise BackendUnavailable(f"PBX unavailable: {exc.message}") from exc
             except AriError as exc:
                 call.detach()
                 if exc.status >= 500 and not await self._check_ari():
+                    self._mark_down(self._down_reason, refused_call=True)
                     # "Allocation failed" from a PBX that is starting or stopping: not this contact's fault
                     raise BackendUnavailable(f"PBX unavailable: {self._down_reason} "
                                              f"(originate answered {exc.status}: {exc.message})") from exc
                 log.warning("originate %s failed: %s", endpoint, exc)
                 return OriginateResult(DialOutcome.FAILED, None, f"failed:{exc.message}", exc.status)
+            self._call_placed()
             answered, cause, cause_txt, status = await call.wait_started(
                 ring_timeout + self.config.watchdog_grace)
         finally:

@@ -7,6 +7,7 @@ registers its waiter first, then calls the method here.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Mapping
@@ -111,8 +112,22 @@ class AriClient:
             timeout=timeout,
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
+        self._pending: set[asyncio.Future[Any]] = set()
 
-    async def aclose(self) -> None:
+    def track(self, task: asyncio.Future[Any]) -> None:
+        """A clean-up request still running (deleting a recording on Asterisk): `aclose` waits for it."""
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Let tracked clean-ups finish (at most `timeout` s), so nothing is left on the PBX."""
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=timeout)
+
+    async def aclose(self, drain: float = 10.0) -> None:
+        await self.drain(drain)
+        for task in list(self._pending):
+            task.cancel()
         await self._http.aclose()
 
     async def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,

@@ -478,9 +478,7 @@ class AriCall:
             if snoop_id is not None:
                 await self._drop_leg(snoop_id)
             if not ok:
-                task = asyncio.ensure_future(self._discard_recording(name, finished))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._cleanup(self._discard_recording(name, finished))
 
     async def _collect(self, name: str, dtmf: str) -> Recording:
         """Fetch the stored file, delete it on Asterisk, keep original + normalised copy locally."""
@@ -489,8 +487,15 @@ class AriCall:
         except AriError as exc:
             if not exc.not_found:
                 raise CallFailed(f"record: fetching {name}: {exc.message}") from exc
+            # Not stored (yet): after a gap in the event stream a recording can be taken for finished
+            # before Asterisk has even started it; stop it and delete whatever it leaves behind.
+            self._cleanup(self._discard_recording(name, asyncio.get_running_loop().create_future()))
             return Recording(audio=Audio(b"", 8000), dtmf=dtmf)
-        await self._quiet(self.client.delete_stored_recording(name))
+        try:
+            await self.client.delete_stored_recording(name)
+        except AriError as exc:
+            if not exc.not_found:  # the PBX is busy or restarting: keep trying in the background
+                self._cleanup(self._delete_stored(name))
         folder = self.config.recordings_dir / self.call_id
         original = folder / f"{name}.wav"
 
@@ -505,20 +510,39 @@ class AriCall:
         self.recording_paths.append(str(original))
         return Recording(audio=audio, dtmf=dtmf, path=str(original))
 
+    def _cleanup(self, job: Awaitable[None]) -> None:
+        """Clean-up on Asterisk that outlives the step; the client drains these before it closes."""
+        task = asyncio.ensure_future(job)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        self.client.track(task)
+
     async def _discard_recording(self, name: str, finished: asyncio.Future[Event]) -> None:
         """A recording abandoned (hang-up, failure): let it end, then remove it from Asterisk."""
         await self._quiet(self.client.stop_recording(name))
         with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(finished), 2.0)
-        for _ in range(3):  # the stored file appears when the recording has really ended
+        await self._delete_stored(name)
+
+    async def _delete_stored(self, name: str) -> None:
+        """Delete a stored recording on Asterisk, patiently."""
+        # The stored file appears when the recording has really ended (its RecordingFinished may be
+        # lost with the event stream), and a PBX that is restarting answers nothing for a while:
+        # keep trying for about half a minute so no recording is left on the PBX's disk.
+        missing = 0
+        for delay in (0.5, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0):
             try:
                 await self.client.delete_stored_recording(name)
                 return
             except AriError as exc:
-                if not exc.not_found:
+                if exc.not_found:
+                    missing += 1
+                    if missing > 3:  # it was never stored (the recording did not start)
+                        return
+                elif not (exc.status == 0 or exc.status >= 500):
                     log.warning("could not delete abandoned recording %s: %s", name, exc)
                     return
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(delay)
 
     async def _drop_leg(self, channel_id: str) -> None:
         leg = self._legs.get(channel_id)
