@@ -20,6 +20,7 @@ from switchboard.dialer.backend_gate import BackendGate
 from switchboard.dialer.compliance import Compliance, ContactState, Never, NotBefore
 from switchboard.dialer.dialstring import DialStringTemplate
 from switchboard.dialer.health import DialerHealth
+from switchboard.dialer.interrupted import report_interrupted
 from switchboard.dialer.lines import LineLimiter, LineLimits, OutboundLine, ScenarioLimit
 from switchboard.dialer.selection import acquire_line
 from switchboard.engine import results
@@ -35,6 +36,7 @@ from switchboard.panel.contract import BatchNumber, NextBatch, RejectedNumber, R
 from switchboard.panel.outbox import ResultsOutbox
 from switchboard.panel.port import Panel
 from switchboard.phones import try_normalize
+from switchboard.process import node_id
 from switchboard.settings import Settings
 from switchboard.store import CallData, EventData, Store
 from switchboard.telephony.backend import TelephonyBackend
@@ -126,6 +128,7 @@ class Dialer:
             await self.panel.register_outbound_lines([(line.phone_number, line.display_name or line.phone_number)
                                                       for line in self.lines])
         await self._seed_day_counts()
+        await report_interrupted(self.store, self.outbox, self.settings.company)  # calls a crash cut off
         await self.backend.start(self.handle_inbound)
 
     async def _seed_day_counts(self) -> None:
@@ -357,7 +360,8 @@ class Dialer:
         attempted_at = grant.at
         data = CallData(id=call_id, direction="outbound", phone=number.phone_number, phone_e164=number.e164,
                         company=self.settings.company, scenario=scenario.name, number_id=str(number.id),
-                        line=line.phone_number, line_id=line.id, originated_at=attempted_at)
+                        line=line.phone_number, line_id=line.id, originated_at=attempted_at,
+                        attributes={"node": node_id()})  # whose call it is, should this process die
         ctx: CallContext | None = None
         try:
             await self.store.calls.start(data)  # written before dialing: a crash leaves a trace
@@ -438,7 +442,7 @@ class Dialer:
         data = CallData(id=f"in-{uuid.uuid4().hex[:12]}", direction="inbound", phone=call.remote_number,
                         company=self.settings.company, scenario=scenario.name,
                         line=line.phone_number if line else call.line_number, line_id=line.id if line else None,
-                        originated_at=attempted_at)
+                        originated_at=attempted_at, attributes={"node": node_id()})
         normalized = try_normalize(call.remote_number, self.settings.default_region)
         data.phone_e164 = normalized.e164 if normalized else None
         self.stats.inbound += 1

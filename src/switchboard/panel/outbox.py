@@ -10,8 +10,8 @@ mark, the next delivery carries the same `Idempotency-Key` and the panel answers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import os
 import random
 import uuid
 from collections.abc import Sequence
@@ -26,6 +26,7 @@ from switchboard import clock
 from switchboard.panel.client import DeliveryOutcome, PanelClient
 from switchboard.panel.contract import AlertRequest, ReportResultRequest, describe
 from switchboard.panel.local import LocalPanel
+from switchboard.process import gone, node_id
 from switchboard.settings import Settings
 from switchboard.store import CallData, EventData, OutboxEntry, Store
 from switchboard.store.models import OutboxItem
@@ -217,11 +218,13 @@ class OutboxDeliverer:
         batch_size: int = 20,
         backoff: Backoff = Backoff(),
         poll_interval: float = 5.0,
-        claim_seconds: float = 120.0,
+        claim_seconds: float = 15.0,
     ) -> None:
+        # Claims are short and renewed while a round works (`_heartbeat`): a deliverer that dies
+        # frees its rows within `claim_seconds`, at once for one of this host (see `start`).
         self.store = store
         self.sink = sink
-        self.owner = owner or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.owner = owner or f"{node_id()}-{uuid.uuid4().hex[:8]}"
         self.batch_size = batch_size
         self.backoff = backoff
         self.poll_interval = poll_interval
@@ -237,8 +240,47 @@ class OutboxDeliverer:
 
     async def start(self) -> None:
         if self._task is None:
+            await self.release_dead_claims()
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name="outbox-deliverer")
+
+    async def release_dead_claims(self) -> int:
+        """Rows claimed by a deliverer whose process on this host is gone are free again at once."""
+        dead = [o for o in await self.store.outbox.claim_owners()
+                if o != self.owner and gone(o)]
+        released = await self.store.outbox.release_claims(dead)
+        if released:
+            log.warning("released %d outbox row(s) claimed by stopped deliverer(s) %s", released, ", ".join(dead))
+        return released
+
+    async def _heartbeat(self, items: list[OutboxItem], done: set[int]) -> None:
+        """Renew the claim on this round's rows until the round ends."""
+        while True:
+            await asyncio.sleep(max(0.5, self.claim_seconds / 3))
+            pending = [i.id for i in items if i.id not in done]
+            if not pending:
+                return
+            try:
+                await self.store.outbox.renew_claims(self.owner, pending, claim_seconds=self.claim_seconds)
+            except Exception:  # the next beat tries again; an expired claim only risks a replay
+                log.warning("could not renew outbox claims", exc_info=True)
+
+    async def _deliver_all(self, items: list[OutboxItem], *, stop_on_failure: bool = False) -> list[bool]:
+        done: set[int] = set()
+        beat = asyncio.create_task(self._heartbeat(items, done))
+        out: list[bool] = []
+        try:
+            for item in items:
+                ok = await self._deliver(item)
+                done.add(item.id)
+                out.append(ok)
+                if stop_on_failure and not ok:
+                    break
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        return out
 
     async def stop(self, *, flush_timeout: float = 5.0) -> bool:
         """Stop the loop after trying to deliver what is due for up to `flush_timeout` seconds.
@@ -270,7 +312,7 @@ class OutboxDeliverer:
             )
             if not items:
                 return await self.store.outbox.pending_count() == 0
-            if not any([await self._deliver(item) for item in items]):
+            if not any(await self._deliver_all(items)):
                 return False  # the sink is down; leave the rest for the next start
         return await self.store.outbox.pending_count() == 0
 
@@ -279,8 +321,7 @@ class OutboxDeliverer:
         items = await self.store.outbox.claim_due(
             self.owner, self.batch_size, claim_seconds=self.claim_seconds
         )
-        results = [await self._deliver(item) for item in items]
-        return sum(results)
+        return sum(await self._deliver_all(items))
 
     async def _deliver(self, item: OutboxItem) -> bool:
         try:
