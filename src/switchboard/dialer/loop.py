@@ -8,6 +8,7 @@ One code path whether the panel is external (`PanelClient`) or built in (`LocalP
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from switchboard.flows.schema import Scenario
 from switchboard.flows.validate import parse_scenario_text
 from switchboard.panel.local import LocalPanel
 from switchboard.panel.contract import BatchNumber, NextBatch, RejectedNumber, ReportResultRequest
-from switchboard.panel.outbox import ResultsOutbox
+from switchboard.panel.outbox import ResultsOutbox, record_patiently
 from switchboard.panel.port import Panel
 from switchboard.phones import try_normalize
 from switchboard.process import node_id
@@ -168,7 +169,11 @@ class Dialer:
                 await self._until(self.health.wait_running())
                 metrics.DIALER_PAUSED.set(1 if self.health.paused else 0)
                 continue
-            batch = await self.panel.next_batch(self.settings.batch_size)
+            try:
+                batch = await self.panel.next_batch(self.settings.batch_size)
+            except Exception as exc:  # the store or the panel failing must not end the dialer
+                await self._survive(exc, "fetching the next batch")
+                continue
             if batch.error:
                 log.warning("panel gave no usable batch: %s", batch.error)
             self._apply_roster(batch)
@@ -186,10 +191,21 @@ class Dialer:
                 if self._stop.is_set():
                     await self._give_back(number, None)
                     continue
-                await self._dial(number)
+                try:
+                    await self._dial(number)
+                except Exception as exc:  # one contact failing (a busy database) must not end dialing
+                    await self._survive(exc, f"dialing contact {number.id}")
+                    with contextlib.suppress(Exception):  # back to the panel once the store answers again
+                        await record_patiently(lambda n=number: self._give_back(n, None),  # type: ignore[misc]
+                                               what=f"release of contact {number.id}", patience=120)
         if until_idle and self._calls:
             await asyncio.wait(set(self._calls))
         return self.stats
+
+    async def _survive(self, exc: Exception, doing: str) -> None:
+        """Log, wait a moment and go on: the contact stays leased and comes back when its lease ends."""
+        log.error("dialer: %s failed: %s: %s; going on", doing, type(exc).__name__, str(exc)[:300])
+        await self._until(asyncio.sleep(1.0))
 
     async def _nothing_left(self) -> bool:
         counts = await self.store.contacts.counts_by_status(self.settings.company)
@@ -364,7 +380,8 @@ class Dialer:
                         attributes={"node": node_id()})  # whose call it is, should this process die
         ctx: CallContext | None = None
         try:
-            await self.store.calls.start(data)  # written before dialing: a crash leaves a trace
+            # written before dialing: a crash leaves a trace (a busy database is waited for)
+            await record_patiently(lambda: self.store.calls.start(data), what=f"start of call {call_id}")
             self.stats.originated += 1
             metrics.ORIGINATIONS.labels(line.phone_number).inc()
             metrics.ACTIVE_CALLS.labels("outbound").inc()

@@ -141,6 +141,41 @@ def caller_text(call: CallData, report: ReportResultRequest) -> str:
 # --- the outbox ---------------------------------------------------------------------------------
 
 
+RECORD_PATIENCE = 600.0  # seconds a finished call's result waits for the database to come back
+
+
+def transient_db_error(exc: BaseException) -> bool:
+    """The database is busy or briefly gone (SQLite locked past its busy timeout, PostgreSQL
+    restarting, a dropped connection): worth retrying, the data is still good."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (OperationalError, InterfaceError, ConnectionError, TimeoutError)):
+        return True
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(w in text for w in ("connection", "database is locked", "shutting down", "starting up",
+                                   "cannotconnectnow", "terminat"))
+
+
+async def record_patiently(write: Any, *, what: str, patience: float = RECORD_PATIENCE) -> Any:
+    """Run `write()` (one transaction) until it succeeds; a transient database error is retried with
+    backoff for up to `patience` seconds, so a finished call's result is not lost to a busy SQLite or
+    a PostgreSQL restart. `write` must be idempotent (the outbox key makes `record` so)."""
+    delay, waited = 0.2, 0.0
+    while True:
+        try:
+            return await write()
+        except Exception as exc:
+            if not transient_db_error(exc) or waited >= patience:
+                raise
+            log.warning("could not store the %s yet (%s); retrying in %.1f s", what,
+                        f"{type(exc).__name__}: {exc}"[:200], delay)
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 5.0)
+
+
 class ResultsOutbox:
     """The engine/dialer's entry point: `submit` a finished call and its report."""
 
@@ -164,8 +199,9 @@ class ResultsOutbox:
         The contact's attempt state is NOT touched here: it belongs to the panel, which updates it
         when the report arrives (the built-in panel via `LocalSink`/report-result)."""
         key = idempotency_key or f"call:{call.id}"
-        created = await self.store.calls.record(
-            call, events, outbox=OutboxEntry(key, report.model_dump(mode="json"))
+        created = await record_patiently(
+            lambda: self.store.calls.record(call, events, outbox=OutboxEntry(key, report.model_dump(mode="json"))),
+            what=f"result of call {call.id}",
         )
         if created:
             kind = polarity(report.status, call.intent)
