@@ -17,6 +17,8 @@ from pathlib import Path
 
 from switchboard import clock
 
+TOKEN = "bench-dialer-token"
+
 
 def _serve(db_url: str, data_dir: str, conn) -> None:  # type: ignore[no-untyped-def]
     import logging
@@ -30,7 +32,8 @@ def _serve(db_url: str, data_dir: str, conn) -> None:  # type: ignore[no-untyped
     logging.disable(logging.WARNING)
 
     async def main() -> None:
-        settings = Settings(_env_file=None, data_dir=Path(data_dir), company="bench")
+        settings = Settings(_env_file=None, data_dir=Path(data_dir), company="bench",  # type: ignore[call-arg]
+                            builtin_panel_token=TOKEN)  # the contract is never served unauthenticated
         store = await open_store(settings, url=db_url)
         app = create_panel_app(store, settings)
         server = uvicorn.Server(
@@ -83,7 +86,7 @@ async def drive(url: str, requests: int, concurrency: int, size: int, server_pid
     from switchboard.panel.client import PanelClient
     from switchboard.panel.contract import ReportResultRequest
 
-    async with PanelClient(url, "", company="bench", retries=0, max_connections=concurrency) as client:
+    async with PanelClient(url, TOKEN, company="bench", retries=0, max_connections=concurrency) as client:
         await client.next_batch(0)  # warm the connection pool
 
         async def phase(name: str, make, n: int) -> list:  # type: ignore[no-untyped-def]

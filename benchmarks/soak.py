@@ -46,6 +46,18 @@ REPLIES = [[Reply(say="بله حتما")], [Reply(say="نه ممنون")], [Repl
 LINES = 4
 
 
+def settle() -> None:
+    """Collect garbage and hand the allocator's free pages back to the OS (glibc keeps freed memory
+    in its arenas; that is slack, not a leak), so RSS readings compare what is really held."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -128,18 +140,20 @@ async def soak(minutes: float, calls: int, warmup: float, database_url: str) -> 
     started = time.monotonic()
     deadline = started + minutes * 60
     warm_at = started + warmup
-    warm = {"rss": 0.0, "calls": 0}
+    warm: dict[str, float] = {"rss": 0.0, "calls": 0, "blocks": 0, "live": 0}
     peak_tasks = 0
     samples: list[tuple[float, float, int]] = []
     while time.monotonic() < deadline:
         await asyncio.sleep(min(5.0, max(0.1, deadline - time.monotonic())))
         peak_tasks = max(peak_tasks, len(asyncio.all_tasks()))
         if not warm["rss"] and time.monotonic() >= warm_at:
-            gc.collect()
-            warm = {"rss": rss_mb(), "calls": finished[0]}
+            settle()
+            warm = {"rss": rss_mb(), "calls": finished[0], "blocks": sys.getallocatedblocks(),
+                    "live": node.dialer.active_calls}
         samples.append((time.monotonic() - started, rss_mb(), node.dialer.active_calls))
-    gc.collect()
+    settle()
     end_rss, end_calls, live_at_end = rss_mb(), finished[0], node.dialer.active_calls
+    end_blocks = sys.getallocatedblocks()
     elapsed = time.monotonic() - started
     feeder.cancel()
     await asyncio.gather(feeder, return_exceptions=True)
@@ -152,6 +166,7 @@ async def soak(minutes: float, calls: int, warmup: float, database_url: str) -> 
     return {
         "minutes": minutes, "calls": calls, "elapsed": elapsed, "finished": finished[0], "results": dict(done),
         "warm_rss": warm["rss"], "warm_calls": warm["calls"], "end_rss": end_rss, "end_calls": end_calls,
+        "warm_blocks": warm["blocks"], "end_blocks": end_blocks, "warm_live": warm["live"],
         "live_at_end": live_at_end, "tasks_before": tasks_before - 1, "tasks_after": len(leftover),
         "leftover": [t.get_name() + ":" + repr(t.get_coro())[:80] for t in leftover][:5],
         "fds_before": fds_before, "fds_after": open_fds(), "peak_tasks": peak_tasks, "samples": samples,
@@ -183,8 +198,10 @@ def main() -> int:
     print(f"results: {results}")
     for at, rss, live in r["samples"][:: max(1, len(r["samples"]) // 8)]:
         print(f"  t={at / 60:5.1f} min  RSS {rss:7.1f} MB  live calls {live}")
-    print(f"RSS after warm-up {r['warm_rss']:.1f} MB ({r['warm_calls']} calls) -> end {r['end_rss']:.1f} MB "
-          f"({r['end_calls']} calls): growth {growth:+.2f} %")
+    print(f"RSS after warm-up {r['warm_rss']:.1f} MB ({r['warm_calls']} calls done, {r['warm_live']} live) -> "
+          f"end {r['end_rss']:.1f} MB ({r['end_calls']} calls done, {r['live_at_end']} live): growth {growth:+.2f} %")
+    print(f"Python heap blocks: {r['warm_blocks']:,} after warm-up -> {r['end_blocks']:,} at the end "
+          f"({100.0 * (r['end_blocks'] - r['warm_blocks']) / max(1, r['warm_blocks']):+.2f} %)")
     print(f"asyncio tasks: {r['tasks_before']} before start, {r['tasks_after']} after a graceful stop "
           f"(leaked {r['tasks_after'] - r['tasks_before']}){' ' + str(r['leftover']) if r['leftover'] else ''}")
     print(f"file descriptors: {r['fds_before']} before start, {r['fds_after']} after a graceful stop "

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
     company: str = Field("default", min_length=1, max_length=100)
-    telephony_backend: str = "sim"  # sim | asterisk | twilio | webrtc
+    telephony_backend: str = "sim"  # a name registered in telephony/registry.py (sim | asterisk | twilio)
     max_steps_per_call: int = Field(200, ge=1, le=100_000)
 
     # --- simulator / demo -----------------------------------------------------------------------
@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     sim_audio: bool = True
     demo_contacts: int = Field(20, ge=0, le=1_000_000)
     demo_callers_dir: Path = Path("flowtests/callers")
+    demo_speed: float = 10.0  # virtual seconds per real second while the demo serves the console (0 = flat out)
 
     # --- storage --------------------------------------------------------------------------------
     database_url: str = ""  # empty -> sqlite+aiosqlite:///./data/switchboard.db
@@ -100,6 +101,15 @@ class Settings(BaseSettings):
     prompts_wav_dir: Path = Path("assets/audio/wav")  # built 8 kHz .wav / 16 kHz .wav16 prompts
     prompts_sync_on_start: bool = False  # build + sync prompts (and render tts: prompts) at start-up
 
+    # --- Twilio ---------------------------------------------------------------------------------
+    twilio_account_sid: str = ""  # required with TELEPHONY_BACKEND=twilio
+    twilio_auth_token: SecretStr = SecretStr("")  # signs webhooks and authenticates REST calls
+    twilio_numbers: str = ""  # comma-separated Twilio numbers (E.164): inbound numbers and outbound lines
+    twilio_public_base_url: str = ""  # https URL Twilio reaches this server at (webhooks, media WebSocket)
+    twilio_api_base_url: str = "https://api.twilio.com"  # REST API root (a test double or regional edge)
+    twilio_machine_detection: str = ""  # empty = off; Enable | DetectMessageEnd: answering-machine detection
+    twilio_stream_timeout: float = 10.0  # seconds an answered call may take to open its media stream
+
     # --- speech ---------------------------------------------------------------------------------
     stt_provider: str = "whisper"  # whisper | vira | openai | text
     stt_model: str = "base"  # base | small
@@ -133,6 +143,13 @@ class Settings(BaseSettings):
     stt_timeout: float = Field(30.0, gt=0, le=600)  # seconds per cloud STT request
     tts_timeout: float = Field(30.0, gt=0, le=600)  # seconds per cloud TTS request
 
+    # --- streamed voice (Twilio, WebRTC, ARI externalMedia, the simulator's audio mode) -----------
+    vad_batch_ms: float = 32.0  # the shared Silero evaluates every call's windows in one batch this often
+    voice_jitter_ms: float = 20.0  # agent audio goes out at most this far ahead of its playout time
+    stt_provider_en: str = ""  # STT for English callers (e.g. moonshine); empty = STT_PROVIDER
+    stt_provider_fa: str = ""  # STT for Persian callers; empty = STT_PROVIDER
+    stt_provider_ar: str = ""  # STT for Arabic callers; empty = STT_PROVIDER
+
     # --- language models ------------------------------------------------------------------------
     llm_base_url: str = ""  # empty = no LLM: fallback tokens / scripted personas
     llm_api_key: SecretStr = SecretStr("")
@@ -153,6 +170,20 @@ class Settings(BaseSettings):
     # --- metrics --------------------------------------------------------------------------------
     metrics_enabled: bool = True
 
+    # --- console and accounts -------------------------------------------------------------------
+    console_enabled: bool = True  # `switchboard run` serves the web console on PANEL_HOST:PANEL_PORT
+    console_public_url: str = ""  # base of printed login links; empty = http://PANEL_HOST:PANEL_PORT
+    builtin_panel_token_scopes: str = "dialer"  # what BUILTIN_PANEL_TOKEN may do (see README: scopes)
+    session_hours: float = 12.0  # a console sign-in lasts at most this long
+    session_idle_minutes: float = 120.0  # ... and ends after this long without a request
+    session_cookie_secure: bool = True  # Secure cookies (browsers accept them on http://127.0.0.1 too)
+    login_max_failures: int = 5  # failed sign-ins per username within LOGIN_WINDOW_SECONDS
+    login_window_seconds: int = 900
+    login_link_hours: float = 24.0  # one-time login links expire after this long
+    studio_fetch_allow_hosts: str = ""  # host[:port] the Strategy Studio may fetch although private
+    studio_fetch_max_bytes: int = 1_000_000
+    studio_fetch_timeout: float = 10.0
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
@@ -170,14 +201,6 @@ class Settings(BaseSettings):
         if level not in LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return level
-
-    @field_validator("telephony_backend")
-    @classmethod
-    def _backend(cls, v: str) -> str:
-        name = v.strip().lower()
-        if name not in BACKENDS:
-            raise ValueError(f"must be one of {', '.join(BACKENDS)}")
-        return name
 
     @field_validator("calling_hours_start", "calling_hours_end")
     @classmethod
@@ -260,7 +283,6 @@ class Settings(BaseSettings):
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-BACKENDS = ("sim", "asterisk", "twilio", "webrtc")
 
 
 def check_hhmm(value: str) -> str:
@@ -390,11 +412,19 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
             hint = f"; did you mean {guess[0]}?" if guess else ""
             warnings.append(f"unknown setting {name} is ignored{hint}")
     values.update(overrides)
+    settings: Settings | None = None
     try:
         settings = Settings(_env_file=env_file, **values)  # type: ignore[arg-type]
     except ValidationError as exc:
         errors.extend(describe_validation(exc, raw))
-    if errors:
+    if settings is not None:
+        from switchboard.telephony.registry import backend_spec
+
+        try:
+            backend_spec(settings.telephony_backend)
+        except ValueError as exc:
+            errors.append(str(exc))
+    if errors or settings is None:
         raise SettingsError(errors)
     return LoadedSettings(settings, warnings, notes)
 

@@ -29,7 +29,7 @@ BAD = {
     "CALLING_HOURS_START=22:00": "CALLING_HOURS_START (22:00) must be before CALLING_HOURS_END (21:00)",
     "PANEL_TIMEZONE=Mars/Olympus": "PANEL_TIMEZONE='Mars/Olympus': timezone must be an offset like +0330",
     "DEFAULT_REGION=XX": "DEFAULT_REGION='XX': must be a two-letter country code",
-    "TELEPHONY_BACKEND=carrier-pigeon": "TELEPHONY_BACKEND='carrier-pigeon': must be one of sim, asterisk",
+    "TELEPHONY_BACKEND=carrier-pigeon": "TELEPHONY_BACKEND='carrier-pigeon' is not available; choose one of",
     "DIAL_STRING_TEMPLATE=PJSIP/{number}": "DIAL_STRING_TEMPLATE='PJSIP/{number}': dial string template",
     "ARI_BASE_URL=localhost:8088": "ARI_BASE_URL='localhost:8088': must be empty or a URL starting with http://",
     "DATABASE_URL=mysql://x": "DATABASE_URL='mysql://x': must be empty (SQLite in DATA_DIR)",

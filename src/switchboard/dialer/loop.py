@@ -29,6 +29,7 @@ from switchboard.engine.context import CallContext, TimelineEntry
 from switchboard.engine.engine import FlowEngine
 from switchboard.engine.operators import Operator
 from switchboard.observability import metrics
+from switchboard.observability.logging import CALL_ID
 from switchboard.flows.registry import ScenarioRegistry
 from switchboard.flows.schema import Scenario
 from switchboard.flows.validate import parse_scenario_text
@@ -103,6 +104,7 @@ class Dialer:
     poll_interval: float = 5.0
     max_poll: float = 60.0  # the longest idle wait between polls of the panel
     on_call_end: Any = None  # optional callback(CallContext) for progress displays
+    live: Any = None  # optional observability.live.LiveBoard: calls in progress for the console
     stats: DialerStats = field(default_factory=DialerStats)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _calls: set[asyncio.Task[None]] = field(default_factory=set)
@@ -156,6 +158,10 @@ class Dialer:
     @property
     def active_calls(self) -> int:
         return len(self._calls)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     # --- the loop --------------------------------------------------------------------------------
     async def run(self, *, until_idle: bool = False) -> DialerStats:
@@ -372,6 +378,7 @@ class Dialer:
     async def _outbound_call(self, number: BatchNumber, contact: dict[str, Any], scenario: Scenario,
                              grant: Any) -> None:
         call_id = f"out-{uuid.uuid4().hex[:12]}"
+        CALL_ID.set(call_id)  # this task's log lines carry the call id
         line: OutboundLine = grant.line
         attempted_at = grant.at
         data = CallData(id=call_id, direction="outbound", phone=number.phone_number, phone_e164=number.e164,
@@ -382,6 +389,9 @@ class Dialer:
         try:
             # written before dialing: a crash leaves a trace (a busy database is waited for)
             await record_patiently(lambda: self.store.calls.start(data), what=f"start of call {call_id}")
+            if self.live is not None:
+                self.live.dialing(call_id, direction="outbound", phone=number.e164, scenario=scenario.name,
+                                  line=line.phone_number)
             self.stats.originated += 1
             metrics.ORIGINATIONS.labels(line.phone_number).inc()
             metrics.ACTIVE_CALLS.labels("outbound").inc()
@@ -414,7 +424,7 @@ class Dialer:
             else:
                 await self.health.record_success("trunk")
                 self.stats.answered += 1
-                ctx = await self._run_flow(dialed.call, scenario, contact, campaign=scenario.name)
+                ctx = await self._run_flow(dialed.call, scenario, contact, campaign=scenario.name, record_id=call_id)
         except Exception as exc:  # a broken call must never stop the dialer
             log.exception("outbound call %s failed", call_id)
             if ctx is None:
@@ -428,7 +438,7 @@ class Dialer:
         await self._submit(ctx, data, number=number, attempted_at=attempted_at, line=line)
 
     async def _run_flow(self, call: Call, scenario: Scenario, contact: dict[str, Any], *,
-                        campaign: str) -> CallContext:
+                        campaign: str, record_id: str | None = None) -> CallContext:
         ctx = self.engine.new_context(call, scenario, contact)
         if call.direction == "outbound":
             self.abandon.answered(campaign)
@@ -438,6 +448,8 @@ class Dialer:
                 self.abandon.operator_requested(c.call_id, campaign, c.remote_number)
             elif entry.event == "operator_answered":
                 self.abandon.operator_connected(c.call_id)
+            if self.live is not None:
+                self.live.event(record_id or c.call_id, entry)
 
         ctx.listener = watch
         try:
@@ -460,6 +472,7 @@ class Dialer:
                         company=self.settings.company, scenario=scenario.name,
                         line=line.phone_number if line else call.line_number, line_id=line.id if line else None,
                         originated_at=attempted_at, attributes={"node": node_id()})
+        CALL_ID.set(data.id)
         normalized = try_normalize(call.remote_number, self.settings.default_region)
         data.phone_e164 = normalized.e164 if normalized else None
         self.stats.inbound += 1
@@ -471,9 +484,13 @@ class Dialer:
                 await call.hangup("busy")
             else:
                 await self.store.calls.start(data)
+                if self.live is not None:
+                    self.live.dialing(data.id, direction="inbound", phone=call.remote_number, scenario=scenario.name,
+                                      line=data.line)
                 metrics.ACTIVE_CALLS.labels("inbound").inc()
                 try:
-                    ctx = await self._run_flow(call, scenario, {"phone": call.remote_number}, campaign="inbound")
+                    ctx = await self._run_flow(call, scenario, {"phone": call.remote_number}, campaign="inbound",
+                                               record_id=data.id)
                 finally:
                     metrics.ACTIVE_CALLS.labels("inbound").dec()
         except Exception as exc:
@@ -491,6 +508,8 @@ class Dialer:
                       attempted_at: datetime, line: OutboundLine | None) -> None:
         result = ctx.result or results.UNKNOWN
         self.stats.count(result)
+        if self.live is not None:
+            self.live.ended(data.id, result)
         metrics.CALLS.labels(ctx.direction, ctx.scenario, metrics.result_label(result)).inc()
         if ctx.direction == "outbound":
             metrics.ABANDON_RATE.labels(ctx.scenario).set(self.abandon.rate(ctx.scenario))
@@ -506,7 +525,9 @@ class Dialer:
         data.transcripts = [{"role": "caller", **t} for t in ctx.transcripts]
         data.user_message = ctx.transcripts[0]["text"] if ctx.transcripts else None
         data.recording_path = ctx.recordings[-1] if ctx.recordings else None
-        data.attributes = {"steps": ctx.steps_visited, "intent_path": ctx.intent_path, "usage": ctx.usage}
+        data.attributes = {"steps": ctx.steps_visited, "intent_path": ctx.intent_path, "usage": ctx.usage,
+                           "persona": ctx.variables.get("persona"), "call_ref": ctx.call_id,
+                           "recordings": ctx.recordings}
         report = ReportResultRequest(
             company=self.settings.company, number_id=number.id if number else None,
             phone_number=number.phone_number if number else data.phone, status=result,
@@ -548,10 +569,19 @@ class Dialer:
         await self.outbox.submit(data, report, [])
 
     # --- control from the panel ------------------------------------------------------------------
+    async def pause(self, by: str = "admin", reason: str = "") -> None:
+        """Stop originating new calls (calls in progress finish) until `resume`."""
+        await self.health.pause(f"paused by {by}" + (f": {reason}" if reason else ""))
+        metrics.DIALER_PAUSED.set(1)
+        if self.live is not None:
+            self.live.refresh()
+
     async def resume(self, by: str = "admin") -> None:
-        """An admin resumes dialing after the failure threshold paused it."""
+        """An admin resumes dialing after a pause (theirs, or the failure threshold's)."""
         await self.health.resume(by=by)
         metrics.DIALER_PAUSED.set(0)
+        if self.live is not None:
+            self.live.refresh()
 
     def status(self) -> dict[str, Any]:
         """Live state for the panel: failure pause, calls in progress, abandon rate per campaign."""

@@ -6,14 +6,23 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextvars import ContextVar
 
 from rich.logging import RichHandler
+
+
+# The call a log line belongs to: set in each call's task (the dialer), so every line logged while
+# handling that call, in any module, carries its id.
+CALL_ID: ContextVar[str | None] = ContextVar("switchboard_call_id", default=None)
 
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data = {"ts": self.formatTime(record), "level": record.levelname, "logger": record.name,
                 "msg": record.getMessage()}
+        call_id = CALL_ID.get()
+        if call_id:
+            data["call_id"] = call_id
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False)
