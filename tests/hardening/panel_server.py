@@ -50,6 +50,7 @@ async def seed(store, settings: Settings) -> None:  # type: ignore[no-untyped-de
 async def main(directory: Path, port: int, database_url: str = "") -> None:
     settings = Settings(_env_file=None, data_dir=directory / "data", logs_dir=directory / "logs",  # type: ignore[call-arg]
                         scenarios_dir=ROOT / "scenarios", builtin_panel_token=TOKEN, panel_port=port,
+                        builtin_panel_token_scopes="dialer,read,pii,write,control,export,delete,admin",
                         database_url=database_url)
     store = await open_store(settings)
     await seed(store, settings)

@@ -29,7 +29,8 @@ DANGEROUS = ["=cmd|' /C calc'!A0", "=HYPERLINK(\"http://evil.example\",\"click\"
 @pytest.fixture
 def settings(tmp_path) -> Settings:  # type: ignore[no-untyped-def]
     return Settings(_env_file=None, data_dir=tmp_path / "data", logs_dir=tmp_path / "logs", company="acme",
-                    builtin_panel_token=TOKEN, panel_timezone="+0330")
+                    builtin_panel_token=TOKEN, panel_timezone="+0330",
+                    builtin_panel_token_scopes="dialer,read,pii,write,control,export,delete,admin")
 
 
 @pytest.fixture

@@ -83,7 +83,8 @@ class Rig:
     def __init__(self, tmp: Path, url: str) -> None:
         self.tmp = tmp
         self.settings = Settings(_env_file=None, data_dir=tmp / "data", logs_dir=tmp / "logs",  # type: ignore[call-arg]
-                                 builtin_panel_token="t", database_url=url)
+                                 builtin_panel_token="t", database_url=url,
+                                 builtin_panel_token_scopes="dialer,read,pii,write,control,export,delete,admin")
         self.loop = asyncio.new_event_loop()
         if url.startswith("postgresql"):
             self.loop.run_until_complete(reset_postgres(url))

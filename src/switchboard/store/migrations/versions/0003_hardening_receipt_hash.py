@@ -2,7 +2,7 @@
 different body is refused (409) instead of silently dropping the second result
 
 Revision ID: hardening_receipt_hash
-Revises: 0001
+Revises: console_accounts
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "hardening_receipt_hash"
-down_revision = "0001"
+down_revision = "console_accounts"
 branch_labels = None
 depends_on = None
 
