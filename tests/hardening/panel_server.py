@@ -55,7 +55,14 @@ async def main(directory: Path, port: int, database_url: str = "") -> None:
     store = await open_store(settings)
     await seed(store, settings)
     registry = ScenarioRegistry(settings.scenarios_dir)
-    app = create_panel_app(store, settings, list_scenarios=registry.get_names)
+    # As `switchboard panel` builds it (app.serve_panel): the console's API and pages included.
+    from switchboard.brain.services import apply_approved_versions, build_brain
+    from switchboard.web.serve import link_node
+
+    brain = build_brain(settings)
+    await apply_approved_versions(brain)
+    app = create_panel_app(store, settings, list_scenarios=registry.get_names, console=True,
+                           node=link_node(registry=registry, brain=brain), llm=brain.llm, routers=[brain.router()])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -47,7 +47,7 @@ class Scripts(_Model):
 
 class FallbackPolicy(_Model):
     trigger: Trigger
-    threshold: float = Field(ge=0)
+    threshold: float = Field(ge=0, strict=True)  # a number: `false` is not 0
     action: str = Field(min_length=1, description="ask_to_repeat | transfer_to_operator | end_call | "
                                                   "a fallback_scenarios key")
 

@@ -32,7 +32,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-MAX_BODY = 1_048_576  # bytes; contact imports go through the CLI, not one request
+MAX_BODY = 1_048_576  # bytes of a JSON or form body
+MAX_UPLOAD = 25 * 1024 * 1024  # a multipart upload (the console's contact import takes files up to 20 MB)
 MAX_DEPTH = 32  # JSON nesting anywhere in a body
 MAX_ITEMS = 10_000  # elements of one JSON array, keys of one object
 
@@ -101,18 +102,21 @@ def _detail(loc: list[str | int], msg: str, kind: str = "value_error") -> dict[s
 class BodyLimits:
     """Plain ASGI middleware: size limit on every body, content checks on JSON bodies."""
 
-    def __init__(self, app: Any, *, max_body: int = MAX_BODY) -> None:
+    def __init__(self, app: Any, *, max_body: int = MAX_BODY, max_upload: int = MAX_UPLOAD) -> None:
         self.app = app
         self.max_body = max_body
+        self.max_upload = max_upload
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        upload = headers.get("content-type", "").lower().startswith("multipart/form-data")
+        limit = self.max_upload if upload else self.max_body  # the console's file imports
         length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_body:
-            await self._too_large(scope, receive, send)
+        if length.isdigit() and int(length) > limit:
+            await self._too_large(scope, receive, send, limit)
             return
         body = bytearray()
         more = True
@@ -122,18 +126,18 @@ class BodyLimits:
                 return
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > self.max_body:
+            if len(body) > limit:
                 # Read (and drop) a little more so an ordinary client sees the 413 rather than a
                 # reset connection; beyond that, answer and close.
                 seen = len(body)
                 body = bytearray()
-                while more and seen < 4 * self.max_body:
+                while more and seen < 4 * limit:
                     message = await receive()
                     if message["type"] == "http.disconnect":
                         return
                     seen += len(message.get("body", b""))
                     more = message.get("more_body", False)
-                await self._too_large(scope, receive, send)
+                await self._too_large(scope, receive, send, limit)
                 return
         raw = bytes(body)
         content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -154,8 +158,8 @@ class BodyLimits:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse({"detail": f"the request body is larger than {self.max_body} bytes"},
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = JSONResponse({"detail": f"the request body is larger than {limit} bytes"},
                                 status_code=413, headers={"Connection": "close"})
         await response(scope, receive, send)
 
@@ -212,6 +216,16 @@ def install(app: FastAPI, *, max_body: int = MAX_BODY) -> None:
         return await http_exception_handler(request, exc)
 
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
+
+    async def out_of_range(_request: Request, exc: Exception) -> Response:
+        # The last net for a number or text a route forgot to bound: the database refuses it, the
+        # client hears why (422), never a 500.
+        return JSONResponse(_detail(["request"], "a value is out of range for what can be stored"), status_code=422)
+
+    app.add_exception_handler(OverflowError, out_of_range)
+    from sqlalchemy.exc import DataError
+
+    app.add_exception_handler(DataError, out_of_range)
     _document_errors(app)
 
 
@@ -237,6 +251,7 @@ def _document_errors(app: FastAPI) -> None:
                 if "{" in path:
                     responses.setdefault("404", {"description": "No such resource", **error})
                 if method in ("post", "put", "patch"):
+                    responses.setdefault("409", {"description": "Conflicts with what exists", **error})
                     responses.setdefault("413", {"description": "Request body too large", **error})
                     responses.setdefault("422", {
                         "description": "Validation Error",
