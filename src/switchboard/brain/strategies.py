@@ -21,7 +21,8 @@ Trigger = Literal["low_confidence", "silence", "no_match", "objection_repeated"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a strategy's booleans and numbers are what its schema says (`0` is not `false`)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class StrategyPersona(_Model):
@@ -47,7 +48,7 @@ class Scripts(_Model):
 
 class FallbackPolicy(_Model):
     trigger: Trigger
-    threshold: float = Field(ge=0, strict=True)  # a number: `false` is not 0
+    threshold: float = Field(ge=0)
     action: str = Field(min_length=1, description="ask_to_repeat | transfer_to_operator | end_call | "
                                                   "a fallback_scenarios key")
 
