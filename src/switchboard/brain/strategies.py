@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+from switchboard.flows.loader import YamlSyntaxError, read_text_limited, safe_load
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from switchboard.brain.personas import FaqEntry, Objection, Persona
@@ -152,8 +152,8 @@ class StrategyError(ValueError):
 
 def load_strategy(path: Path) -> Strategy:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        data = safe_load(read_text_limited(Path(path)), str(path))  # limits: aliases, depth, size
+    except (OSError, YamlSyntaxError) as exc:
         raise StrategyError(f"{path}: {exc}") from exc
     if isinstance(data, dict) and "strategy" in data:
         data = data["strategy"]
