@@ -157,7 +157,7 @@ async def test_switchboard_panel_starts_and_serves_with_bad_scenario_files(tmp_p
     port = free_port()
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "SCENARIOS_DIR": str(scenarios),
            "DATA_DIR": str(tmp_path / "data"), "LOGS_DIR": str(tmp_path / "logs"), "PANEL_PORT": str(port),
-           "BUILTIN_PANEL_TOKEN": "tok", "LOG_LEVEL": "WARNING"}
+           "BUILTIN_PANEL_TOKEN": "tok", "BUILTIN_PANEL_TOKEN_SCOPES": "read", "LOG_LEVEL": "WARNING"}
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "switchboard.cli", "panel", cwd=tmp_path,
                                                 env=env, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.STDOUT)
