@@ -167,6 +167,9 @@ async def test_a_patch_that_would_invert_the_calling_hours_is_422(api: httpx.Asy
 async def test_operator_and_line_numbers_must_be_numbers(api: httpx.AsyncClient, number: str) -> None:
     assert_422(await api.post("/api/v1/operators", json={"direction": "inbound", "phone_number": number}))
     assert_422(await api.post("/api/v1/lines", json={"phone_number": number}))
+    lines = await api.post("/api/dialer/register-outbound-lines", json={"company": "acme",
+                                                                        "lines": [{"phone_number": number or "x"}]})
+    assert_422(lines)
     ok = await api.post("/api/v1/operators", json={"direction": "inbound", "phone_number": "۰۹۱۲ ۱۱۱ ۱۱۱۱"})
     assert ok.status_code == 201, ok.text
 
@@ -258,6 +261,11 @@ async def test_since_without_a_zone_is_the_panels_zone_and_never_cuts_the_downlo
     assert_422(await api.get("/api/v1/export/results.csv", params={"since": after, "until": before}), "before")
     assert_422(await api.get("/api/v1/export/results.csv", params={"since": "yesterday"}))
     assert_422(await api.get("/api/v1/export/results.csv", params={"since": "0.5"}), "date-time")
+    for kind in ("csv", "xlsx"):  # no UTC time exists for these: a 422, not a download cut off
+        assert_422(await api.get(f"/api/v1/export/results.{kind}", params={"since": "0001-01-01T00:00:00+14:00"}),
+                   "out of range")
+        assert_422(await api.get(f"/api/v1/export/results.{kind}", params={"until": "9999-12-31T23:59:59-14:00"}),
+                   "out of range")
 
 
 async def test_errors_are_documented_in_the_spec(api: httpx.AsyncClient) -> None:

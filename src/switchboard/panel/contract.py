@@ -28,6 +28,7 @@ failed:<reason>, unknown, inbound_call.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -146,6 +147,15 @@ class RegisterScenariosRequest(_Model):
 class OutboundLineRegistration(_Model):
     phone_number: str = Field(min_length=1, max_length=32)
     display_name: ShortText | None = None
+
+    @field_validator("phone_number")
+    @classmethod
+    def _number(cls, v: str) -> str:
+        from switchboard.phones import clean
+
+        if not re.fullmatch(r"\+?[0-9]{2,20}", clean(v)):  # it is dialed from: digits only
+            raise ValueError(f"{v[:40]!r} is not a phone number (2 to 20 digits, optional +)")
+        return v
 
 
 class RegisterOutboundLinesRequest(_Model):

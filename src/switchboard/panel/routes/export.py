@@ -17,7 +17,7 @@ import io
 import json
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
@@ -76,6 +76,11 @@ def _window(c: PanelContext, since: datetime | None, until: datetime | None) -> 
     zone = parse_offset(c.settings.panel_timezone)
     since = since.replace(tzinfo=zone) if since is not None and since.tzinfo is None else since
     until = until.replace(tzinfo=zone) if until is not None and until.tzinfo is None else until
+    try:  # the store compares in UTC: 0001-01-01T00:00+14:00 has no UTC time
+        since = since.astimezone(UTC) if since is not None else None
+        until = until.astimezone(UTC) if until is not None else None
+    except (OverflowError, ValueError):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since/until out of range") from None
     if since is not None and until is not None and since >= until:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since must be before until")
     return since, until
