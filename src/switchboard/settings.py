@@ -338,6 +338,12 @@ def _raw_environment(env_file: str | Path | None) -> dict[str, str]:
 
     raw: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
+        data = Path(env_file).read_bytes()
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise SettingsError([f"{env_file}: line {line} is not UTF-8 text; save the file as UTF-8"]) from None
         raw.update({k.upper(): v for k, v in dotenv_values(env_file).items() if v is not None})
     raw.update({k.upper(): v for k, v in os.environ.items()})
     return raw

@@ -157,3 +157,11 @@ def test_the_cli_logs_the_suggestion(tmp_path: Path) -> None:
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "unknown setting PANEL_PROT is ignored; did you mean PANEL_PORT?" in out.stderr + out.stdout
+
+
+def test_a_dotenv_that_is_not_utf8_is_one_line(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_bytes(b"PANEL_PORT=8080\nLOG_LEVEL=\xff\xfe\n")
+    with pytest.raises(SettingsError) as info:
+        load_settings(env_file=env_file)
+    assert info.value.lines == [f"{env_file}: line 2 is not UTF-8 text; save the file as UTF-8"]
