@@ -46,8 +46,24 @@ log = logging.getLogger(__name__)
 
 
 def load_settings_for_cli() -> Settings:
-    settings = Settings()
+    """Settings for a CLI command: a bad setting ends the command with one line per problem on
+    stderr (exit code 2), never a traceback; warnings (old names mapped, unknown names) are logged."""
+    import sys
+
+    from switchboard.settings import SettingsError, load_settings
+
+    try:
+        loaded = load_settings()
+    except SettingsError as exc:
+        for line in exc.lines:
+            sys.stderr.write(f"switchboard: bad setting: {line}\n")
+        raise SystemExit(2) from None
+    settings = loaded.settings
     setup_logging(settings.log_level, json_lines=settings.log_json)
+    for warning in loaded.warnings:
+        log.warning("settings: %s", warning)
+    for note in loaded.notes:
+        log.info("settings: %s", note)
     return settings
 
 
@@ -569,7 +585,7 @@ async def import_contacts_file(settings: Settings, path: Path, campaign: str | N
     try:
         report = await import_contacts(store, path, settings, progress=True, campaign=campaign, console=console)
     except ImportFileError as exc:
-        console.print(f"[red]{path}: {exc}[/red]")
+        console.print(f"{path}: {exc}", style="red", markup=False, highlight=False)
         return 1
     finally:
         await store.close()

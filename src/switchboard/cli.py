@@ -74,10 +74,19 @@ def simulate(
         for error in parsed.errors:
             err_console.print(str(error), markup=False, highlight=False)
         raise typer.Exit(1)
+    from pydantic import ValidationError
+
+    from switchboard.flows.loader import YamlSyntaxError
+    from switchboard.simulation import describe_errors
+
     try:
         caller_file = load_caller_file(caller)
-    except Exception as exc:
-        err_console.print(f"[red]{caller}: invalid caller script: {exc}[/red]")
+    except YamlSyntaxError as exc:
+        err_console.print(str(exc.error), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except ValidationError as exc:
+        err_console.print(f"{caller}: invalid caller script: {describe_errors(exc)}", markup=False, highlight=False,
+                          soft_wrap=True)
         raise typer.Exit(1) from None
     settings = composition.load_settings_for_cli()
     ctx = composition.run_simulation(settings, parsed.scenario, caller_file, inbound=inbound, audio=audio,

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from switchboard.engine import results
@@ -78,6 +77,17 @@ def summary(ctx: CallContext) -> dict[str, Any]:
     }
 
 
+def describe_errors(exc: ValidationError, limit: int = 5) -> str:
+    """A pydantic error in one line per problem (`replies.0.delay: Input should be ...`), without
+    echoing the (possibly huge) input back."""
+    parts = []
+    for err in exc.errors()[:limit]:
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+        parts.append(f"{loc}: {err.get('msg')}")
+    more = exc.error_count() - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
 # --- flow tests as data ---------------------------------------------------------------------------
 class Expectation(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -127,10 +137,14 @@ def check_expectation(expect: Expectation, ctx: CallContext, played: list[str] |
 
 async def run_flow_test(path: Path, registry: ScenarioRegistry, make_engine: Any,
                         make_network: Any) -> FlowTestResult:
+    from switchboard.flows.loader import YamlSyntaxError, read_text_limited, safe_load
+
     try:
-        test = FlowTest.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (ValidationError, yaml.YAMLError) as exc:
-        return FlowTestResult(str(path), False, [f"invalid flow test: {exc}"])
+        test = FlowTest.model_validate(safe_load(read_text_limited(path), str(path)))
+    except YamlSyntaxError as exc:
+        return FlowTestResult(str(path), False, [f"invalid flow test: {exc.error}"])
+    except ValidationError as exc:
+        return FlowTestResult(str(path), False, [f"invalid flow test: {describe_errors(exc)}"])
     scenario = registry.get(test.scenario)
     if scenario is None:
         return FlowTestResult(str(path), False, [f"unknown scenario {test.scenario!r}"])

@@ -156,13 +156,14 @@ async def test_watchdog_ends_an_originate_that_never_reports(ari: AriDouble, tmp
         result = await asyncio.wait_for(task, 5)
         # timeout=1 (virtual) is enforced by Asterisk: no answer
         assert result.outcome is DialOutcome.NO_ANSWER
-        # now lose every event: the watchdog must end the attempt and hang the channel up
-        ari.refuse_ws = True
+        # now lose every event while the stream stays up: the watchdog must end the attempt and
+        # hang the channel up (with the stream down nothing is originated at all: tests/hardening)
+        sender = ari.sim.sender
+        ari.sim.sender = None  # the double emits nothing
         ari.sim.enforce_ring_timeout = False  # it keeps ringing, and we hear nothing about it
-        await ari.drop_websockets()
         result = await asyncio.wait_for(backend.originate(CUSTOMER, line=LINE, timeout=1), 5)
         assert (result.outcome, result.detail) == (DialOutcome.FAILED, "failed:watchdog")
-        ari.refuse_ws = False
+        ari.sim.sender = sender
         await assert_clean(ari)  # the watchdog hung the ringing channel up
     finally:
         await backend.close()
@@ -422,18 +423,34 @@ async def test_concurrent_calls_stay_apart(tmp_path: Path) -> None:
             await backend.close()
 
 
-async def test_originate_during_websocket_gap_is_settled_on_reconnect(backend: AsteriskBackend,
-                                                                      ari: AriDouble) -> None:
+async def test_originate_during_websocket_gap_is_refused_and_a_gap_while_ringing_is_settled(
+        backend: AsteriskBackend, ari: AriDouble) -> None:
+    from switchboard.telephony.faults import BackendUnavailable
+
     backend.stream.backoff_initial = backend.stream.backoff_max = 0.05
     ari.refuse_ws = True
     await ari.drop_websockets()
+    await until(lambda: not backend.available, 5)
     ari.sim.route(CUSTOMER, "customer-yes")
+    # With no application connected, Asterisk would answer the customer and drop the call
+    # ("Stasis app not active"): nothing is originated while the event stream is down.
+    with pytest.raises(BackendUnavailable):
+        await backend.originate(CUSTOMER, line=LINE)
+    assert not ari.sim.channels
+    ari.refuse_ws = False
+    await asyncio.wait_for(backend.wait_available(), 5)
+    # The stream breaks while a call rings: Asterisk drops it; reconnecting settles the attempt as
+    # "PBX unavailable" (not the 45 s watchdog, and not a result that would use up the contact).
+    ari.sim.add_context("rings-then-answers", "exten => s,1,Ringing()\n same => n,Wait(20)\n"
+                                              " same => n,Answer()\n same => n,Wait(600)\n same => n,Hangup()")
+    ari.sim.route(CUSTOMER, "rings-then-answers")
     attempt = asyncio.create_task(backend.originate(CUSTOMER, line=LINE))
-    # With no application connected, Asterisk cannot put the answered call into Stasis and drops
-    # it; none of that reaches us. Reconnecting must settle the attempt (not the 45 s watchdog).
+    await until(lambda: bool(backend._originating), 5)
+    ari.refuse_ws = True
+    await ari.drop_websockets()
     await until(lambda: ari.sim.channels.get(next(iter(backend._originating), ""), None) is not None
                 and ari.sim.channels[next(iter(backend._originating))].destroyed, 5)
     ari.refuse_ws = False
-    result = await asyncio.wait_for(attempt, 5)
-    assert (result.outcome, result.call) == (DialOutcome.FAILED, None)
+    with pytest.raises(BackendUnavailable):
+        await asyncio.wait_for(attempt, 5)
     await assert_clean(ari)

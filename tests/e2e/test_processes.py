@@ -114,16 +114,19 @@ def test_killed_mid_campaign_nothing_double_dialed_nothing_lost(tmp_path) -> Non
     stats = _finish(second, timeout=90)
     calls, contacts, outbox, receipts = asyncio.run(_snapshot(settings, url))
 
-    # Every contact reached its final state once: one attempt applied by the panel.
+    # Every contact reached its final state once. A call the kill cut off was reported
+    # failed:interrupted by the second process (an attempt, retried), every other contact has one.
     assert len(contacts) == len(phones)
-    assert all(c.status == "done" and c.attempts == 1 and c.last_result == "not_interested" for c in contacts)
+    assert all(c.status == "done" and c.last_result == "not_interested" for c in contacts)
+    assert all(c.attempts == (2 if str(c.id) in in_flight else 1) for c in contacts)
     out = dialed(calls)
-    finished = Counter(c.number_id for c in out if c.ended_at is not None)
+    interrupted = [c for c in out if c.result == "failed:interrupted"]
+    assert {c.number_id for c in interrupted} == in_flight
+    assert all(c.ended_at is not None for c in out)
+    finished = Counter(c.number_id for c in out if c.result != "failed:interrupted")
     assert all(finished[str(c.id)] == 1 for c in contacts), finished
-    # Only calls cut off by the kill never ended; each of those contacts was dialed again (once),
-    # after the dead process's lease ran out, never while another call to it could be live.
-    unfinished = [c for c in out if c.ended_at is None]
-    assert {c.number_id for c in unfinished} == in_flight
+    # Each cut-off contact was dialed again (once), after the dead process's lease ran out, never
+    # while another call to it could be live.
     by_number = defaultdict(list)
     for c in out:
         by_number[c.number_id].append(c)
@@ -136,9 +139,9 @@ def test_killed_mid_campaign_nothing_double_dialed_nothing_lost(tmp_path) -> Non
     for number_id in leased - in_flight:
         assert len(by_number[number_id]) == 1
     assert stats["originated"] == len(phones) - len({c.number_id for c in calls_at_kill if c.ended_at is not None})
-    # The outbox delivered everything exactly once: one row per finished call, all delivered, one
-    # panel receipt per key, no key applied twice.
-    assert {o.call_id for o in outbox} == {c.id for c in out if c.ended_at is not None}
+    # The outbox delivered everything exactly once: one row per call (the interrupted ones too),
+    # all delivered, one panel receipt per key, no key applied twice.
+    assert {o.call_id for o in outbox} == {c.id for c in out}
     assert all(o.status == "delivered" for o in outbox)
     keys = Counter(r.idempotency_key for r in receipts)
     assert set(keys) == {o.idempotency_key for o in outbox} and set(keys.values()) == {1}

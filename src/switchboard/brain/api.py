@@ -23,7 +23,7 @@ class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     rating: int | None = Field(None, ge=1, le=5)
     comment: str = Field("", max_length=4000)
-    outcome_correct: bool | None = None
+    outcome_correct: bool | None = Field(None, strict=True)  # true/false: `0` is not a boolean
     tags: list[str] = Field(default_factory=list, max_length=20)
     author: str = Field("", max_length=200)
 

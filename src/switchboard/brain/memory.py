@@ -19,6 +19,8 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import yaml
+
+from switchboard.flows.loader import YamlSyntaxError, safe_load
 from pydantic import ValidationError
 
 from switchboard import clock
@@ -163,9 +165,9 @@ class ImprovementJob:
             return None
         if kind == "strategy":
             try:
-                if Strategy.model_validate(yaml.safe_load(proposed)).slug != target:
+                if Strategy.model_validate(safe_load(proposed)).slug != target:
                     raise ValueError("the proposal renames the strategy")
-            except (yaml.YAMLError, ValidationError, ValueError) as exc:
+            except (YamlSyntaxError, ValidationError, ValueError) as exc:
                 log.warning("proposed strategy %s is invalid, dropped: %s", target, exc)
                 return None
         if proposed.strip() == current.strip():
@@ -222,7 +224,7 @@ class ImprovementJob:
             self.personas.replace(updated)
             await self.repo.save_persona_version(updated.name, updated.model_dump())
         else:
-            strategy = Strategy.model_validate(yaml.safe_load(proposal.proposed_text))
+            strategy = Strategy.model_validate(safe_load(proposal.proposed_text))
             await self.repo.save_strategy(strategy)
             self.strategies[proposal.target] = strategy
         proposal.status, proposal.decided_by, proposal.note = "approved", by, note

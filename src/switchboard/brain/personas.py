@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
+from switchboard.flows.loader import YamlSyntaxError, read_text_limited, safe_load
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Localized = dict[str, str]  # language code -> text
@@ -101,8 +101,8 @@ class PersonaError(ValueError):
 
 def load_persona(path: Path) -> Persona:
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        data: Any = safe_load(read_text_limited(path), str(path))  # limits: aliases, depth, size
+    except (OSError, YamlSyntaxError) as exc:
         raise PersonaError(f"{path}: {exc}") from exc
     if isinstance(data, dict) and "persona" in data:
         data = data["persona"]

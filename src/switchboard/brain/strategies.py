@@ -12,8 +12,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from switchboard.flows.loader import YamlSyntaxError, read_text_limited, safe_load
 
 from switchboard.brain.personas import FaqEntry, Objection, Persona
 from switchboard.brain.subagents import SubagentSpec
@@ -22,7 +23,8 @@ Trigger = Literal["low_confidence", "silence", "no_match", "objection_repeated"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a strategy's booleans and numbers are what its schema says (`0` is not `false`)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class StrategyPersona(_Model):
@@ -215,8 +217,8 @@ class StrategyError(ValueError):
 
 def load_strategy(path: Path) -> Strategy:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        data = safe_load(read_text_limited(Path(path)), str(path))  # limits: aliases, depth, size
+    except (OSError, YamlSyntaxError) as exc:
         raise StrategyError(f"{path}: {exc}") from exc
     if isinstance(data, dict) and "strategy" in data:
         data = data["strategy"]

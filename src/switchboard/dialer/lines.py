@@ -133,7 +133,7 @@ def parse_timezone(value: str | None, default: tzinfo | None = None) -> tzinfo:
         else:
             try:
                 return ZoneInfo(text)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # "Asia" is a directory, long names
                 pass
     if default is not None:
         return default

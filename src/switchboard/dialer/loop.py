@@ -8,6 +8,7 @@ One code path whether the panel is external (`PanelClient`) or built in (`LocalP
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -16,9 +17,11 @@ from typing import Any
 
 from switchboard import clock
 from switchboard.dialer.abandon import AbandonEvent, AbandonTracker
+from switchboard.dialer.backend_gate import BackendGate
 from switchboard.dialer.compliance import Compliance, ContactState, Never, NotBefore
 from switchboard.dialer.dialstring import DialStringTemplate
 from switchboard.dialer.health import DialerHealth
+from switchboard.dialer.interrupted import report_interrupted
 from switchboard.dialer.lines import LineLimiter, LineLimits, OutboundLine, ScenarioLimit
 from switchboard.dialer.selection import acquire_line
 from switchboard.engine import results
@@ -32,13 +35,15 @@ from switchboard.flows.schema import Scenario
 from switchboard.flows.validate import parse_scenario_text
 from switchboard.panel.local import LocalPanel
 from switchboard.panel.contract import BatchNumber, NextBatch, RejectedNumber, ReportResultRequest
-from switchboard.panel.outbox import ResultsOutbox
+from switchboard.panel.outbox import ResultsOutbox, record_patiently
 from switchboard.panel.port import Panel
 from switchboard.phones import try_normalize
+from switchboard.process import node_id
 from switchboard.settings import Settings
 from switchboard.store import CallData, EventData, Store
 from switchboard.telephony.backend import TelephonyBackend
 from switchboard.telephony.call import Call, DialOutcome
+from switchboard.telephony.faults import BackendUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,16 @@ scenario:
 """, "<built-in>").scenario
 
 TRUNK_FAILURES = (DialOutcome.FAILED, DialOutcome.CONGESTION)
+
+
+def _row_id(value: object) -> int | None:
+    """A panel's number id as a local contacts row id, or None (an external panel's id may be any
+    text or number; one beyond 64 bits must not reach the database)."""
+    try:
+        row_id = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return row_id if 1 <= row_id < 2**63 else None
 
 
 @dataclass
@@ -96,9 +111,11 @@ class Dialer:
     _calls: set[asyncio.Task[None]] = field(default_factory=set)
     _call_ended: asyncio.Event = field(default_factory=asyncio.Event)
     _abandoned_at: dict[str, datetime] = field(default_factory=dict)
+    gate: BackendGate | None = None  # waits while the PBX is unavailable (dialer/backend_gate.py)
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
+        self.gate = self.gate or BackendGate(self.backend, self.panel, self.store)
         self.abandon.on_abandon = self._on_abandon
         services = self.engine.services
         services.add_to_dnc = self._add_to_dnc
@@ -115,6 +132,7 @@ class Dialer:
             await self.panel.register_outbound_lines([(line.phone_number, line.display_name or line.phone_number)
                                                       for line in self.lines])
         await self._seed_day_counts()
+        await report_interrupted(self.store, self.outbox, self.settings.company)  # calls a crash cut off
         await self.backend.start(self.handle_inbound)
 
     async def _seed_day_counts(self) -> None:
@@ -158,7 +176,11 @@ class Dialer:
                 await self._until(self.health.wait_running())
                 metrics.DIALER_PAUSED.set(1 if self.health.paused else 0)
                 continue
-            batch = await self.panel.next_batch(self.settings.batch_size)
+            try:
+                batch = await self.panel.next_batch(self.settings.batch_size)
+            except Exception as exc:  # the store or the panel failing must not end the dialer
+                await self._survive(exc, "fetching the next batch")
+                continue
             if batch.error:
                 log.warning("panel gave no usable batch: %s", batch.error)
             self._apply_roster(batch)
@@ -176,10 +198,21 @@ class Dialer:
                 if self._stop.is_set():
                     await self._give_back(number, None)
                     continue
-                await self._dial(number)
+                try:
+                    await self._dial(number)
+                except Exception as exc:  # one contact failing (a busy database) must not end dialing
+                    await self._survive(exc, f"dialing contact {number.id}")
+                    with contextlib.suppress(Exception):  # back to the panel once the store answers again
+                        await record_patiently(lambda n=number: self._give_back(n, None),  # type: ignore[misc]
+                                               what=f"release of contact {number.id}", patience=120)
         if until_idle and self._calls:
             await asyncio.wait(set(self._calls))
         return self.stats
+
+    async def _survive(self, exc: Exception, doing: str) -> None:
+        """Log, wait a moment and go on: the contact stays leased and comes back when its lease ends."""
+        log.error("dialer: %s failed: %s: %s; going on", doing, type(exc).__name__, str(exc)[:300])
+        await self._until(asyncio.sleep(1.0))
 
     async def _nothing_left(self) -> bool:
         counts = await self.store.contacts.counts_by_status(self.settings.company)
@@ -237,10 +270,10 @@ class Dialer:
     async def _profile(self, number: BatchNumber) -> dict[str, Any]:
         """Name, attributes and time zone of a contact the local store knows (the built-in panel's
         contacts); its own time zone beats the one guessed from the number's region."""
-        try:
-            row = await self.store.contacts.get(int(number.id))
-        except (TypeError, ValueError):
+        contact_id = _row_id(number.id)
+        if contact_id is None:
             return {}
+        row = await self.store.contacts.get(contact_id)
         if row is None or row.phone_e164 != number.e164:
             return {}
         return {"name": row.name or "", "attributes": dict(row.attributes or {}), "timezone": row.timezone}
@@ -258,6 +291,8 @@ class Dialer:
         if not await self._compliant(number, scenario, profile, checked_at):
             return
         await self._until(self.health.wait_running())
+        if self.gate is not None:
+            await self._until(self.gate.wait())  # no origination while the PBX cannot take calls
         if self._stop.is_set() or not self.lines:
             if not self.lines:
                 log.error("no outbound lines: set OUTBOUND_NUMBERS or register lines in the panel")
@@ -336,9 +371,8 @@ class Dialer:
     async def _give_back(self, number: BatchNumber, not_before: datetime | None) -> None:
         """Hand a leased contact back without an attempt (calling hours, stopping). The built-in
         panel re-offers it at `not_before`; an external panel re-sends it in a later batch."""
-        try:
-            contact_id = int(number.id)
-        except (TypeError, ValueError):
+        contact_id = _row_id(number.id)
+        if contact_id is None:
             return
         await self.store.contacts.release(contact_id, next_attempt_at=not_before)
 
@@ -350,10 +384,12 @@ class Dialer:
         attempted_at = grant.at
         data = CallData(id=call_id, direction="outbound", phone=number.phone_number, phone_e164=number.e164,
                         company=self.settings.company, scenario=scenario.name, number_id=str(number.id),
-                        line=line.phone_number, line_id=line.id, originated_at=attempted_at)
+                        line=line.phone_number, line_id=line.id, originated_at=attempted_at,
+                        attributes={"node": node_id()})  # whose call it is, should this process die
         ctx: CallContext | None = None
         try:
-            await self.store.calls.start(data)  # written before dialing: a crash leaves a trace
+            # written before dialing: a crash leaves a trace (a busy database is waited for)
+            await record_patiently(lambda: self.store.calls.start(data), what=f"start of call {call_id}")
             if self.live is not None:
                 self.live.dialing(call_id, direction="outbound", phone=number.e164, scenario=scenario.name,
                                   line=line.phone_number)
@@ -362,11 +398,20 @@ class Dialer:
             metrics.ACTIVE_CALLS.labels("outbound").inc()
             dial_string = self.template.render(line_number=line.phone_number, customer=self._dialable(number),
                                                trunk=self.settings.outbound_trunk)
-            dialed = await self.backend.originate(number=number.e164, dial_string=dial_string,
-                                                  line_number=line.phone_number, caller_id=line.phone_number,
-                                                  timeout=float(self.settings.origination_timeout),
-                                                  variables={"SWITCHBOARD_CALL_ID": call_id,
-                                                             "SWITCHBOARD_SCENARIO": scenario.name})
+            try:
+                dialed = await self.backend.originate(number=number.e164, dial_string=dial_string,
+                                                      line_number=line.phone_number, caller_id=line.phone_number,
+                                                      timeout=float(self.settings.origination_timeout),
+                                                      variables={"SWITCHBOARD_CALL_ID": call_id,
+                                                                 "SWITCHBOARD_SCENARIO": scenario.name})
+            except BackendUnavailable as exc:  # nothing was attempted: the contact is given back
+                self.stats.originated -= 1
+                if self.gate is not None:
+                    await self.gate.not_attempted(call_id, exc)
+                await self._give_back(number, None)
+                return
+            if self.gate is not None:
+                await self.gate.placed()
             if dialed.call is None:
                 ctx = CallContext(call_id=call_id, scenario=scenario.name, remote_number=number.e164,
                                   line_number=line.phone_number, contact=contact)
@@ -432,7 +477,7 @@ class Dialer:
         data = CallData(id=f"in-{uuid.uuid4().hex[:12]}", direction="inbound", phone=call.remote_number,
                         company=self.settings.company, scenario=scenario.name,
                         line=line.phone_number if line else call.line_number, line_id=line.id if line else None,
-                        originated_at=attempted_at)
+                        originated_at=attempted_at, attributes={"node": node_id()})
         CALL_ID.set(data.id)
         normalized = try_normalize(call.remote_number, self.settings.default_region)
         data.phone_e164 = normalized.e164 if normalized else None
@@ -552,6 +597,7 @@ class Dialer:
             abandon[campaign] = {"answered": stats.answered, "abandoned": stats.abandoned,
                                  "rate": round(stats.rate, 4)}
         return {"failure_pause": self.health.cause if self.health.paused else None,
+                "telephony_pause": self.gate.reason if self.gate is not None and self.gate.paused else None,
                 "active_calls": len(self._calls), "abandon": abandon,
                 "lines": [line.phone_number for line in self.lines]}
 

@@ -14,8 +14,14 @@ FAILED_PREFIX = "failed:"
 FIXED_RESULTS = (CONNECTED_TO_OPERATOR, NOT_INTERESTED, DISCONNECTED, HANGUP, MISSED, UNKNOWN, INBOUND_CALL)
 
 
+MAX_RESULT = 100  # the calls.result column and the panel contract's `status`
+
+
 def failed(reason: str) -> str:
-    return f"{FAILED_PREFIX}{reason}"
+    """`failed:<code>`: the part of `reason` before its first ": " (a PBX's or provider's message
+    follows that and belongs in the call's reason, not its result), bounded to the result column."""
+    code = " ".join(reason.split(": ", 1)[0].split()) or "unknown"
+    return f"{FAILED_PREFIX}{code}"[:MAX_RESULT]
 
 
 def is_valid_result(value: str) -> bool:

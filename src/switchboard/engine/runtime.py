@@ -3,7 +3,7 @@ helpers several steps share (capturing a reply, resolving prompts, filling templ
 
 from __future__ import annotations
 
-import string
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +24,29 @@ class CaptureFailed(Exception):
         self.reason = reason
 
 
-class _SafeDict(dict):  # type: ignore[type-arg]
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}")
+MAX_FILLED = 4000  # characters a filled template may reach (TTS text, reasons)
+
+
+def fill_template(text: str, values: dict[str, Any]) -> str:
+    """`{name}` and `{a.b}` (into nested mappings) replaced by their values; `{{`/`}}` are braces.
+
+    Deliberately not `str.format`: contact attributes and caller words flow into these values, and
+    format specs (`{x:>999999999}`) or attribute access (`{x.__class__}`) must not be reachable from
+    a template. Anything that is not a known placeholder stays as written."""
+
+    def one(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        value: Any = values
+        for part in match.group(1).split("."):
+            if not isinstance(value, dict) or part not in value:
+                return token
+            value = value[part]
+        return "" if value is None else str(value)
+
+    return _PLACEHOLDER.sub(one, text)[:MAX_FILLED]
 
 
 @dataclass(slots=True)
@@ -42,7 +62,7 @@ class StepRuntime:
         return self.scenario.spec.prompts.get(name, name)
 
     def fill(self, text: str) -> str:
-        return string.Formatter().vformat(text, (), _SafeDict(self.ctx.template_values()))
+        return fill_template(text, self.ctx.template_values())
 
     @property
     def language(self) -> str | None:

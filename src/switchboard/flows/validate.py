@@ -3,15 +3,26 @@ the rule broken and how to fix it."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from switchboard.flows.loader import FlowError, LoadedYaml, PathKey, YamlSyntaxError, load_yaml_text
+from switchboard.flows.loader import (
+    FlowError,
+    LoadedYaml,
+    PathKey,
+    Position,
+    YamlSyntaxError,
+    load_yaml_text,
+    read_text_limited,
+)
 from switchboard.flows.schema import Flow, Scenario, ScenarioFile, version_of
 from switchboard.flows.steptypes import StepModel, get_step_type, step_types
+
+log = logging.getLogger(__name__)
 
 ENTRY_TYPE = "entry"
 
@@ -175,42 +186,54 @@ def _check_flow(doc: LoadedYaml, flow_key: str, steps: dict[str, StepModel], spe
 
 
 def _unbounded_cycles(steps: dict[str, StepModel]) -> list[list[str]]:
-    """Strongly connected components (Tarjan) that loop and contain no loop-breaking step."""
+    """Strongly connected components (Tarjan, iterative: a 10,000-step chain must not recurse
+    10,000 deep) that loop and contain no loop-breaking step."""
     graph = {n: [t for _, t in s.targets() if t in steps] for n, s in steps.items()}
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     on_stack: set[str] = set()
     stack: list[str] = []
     out: list[list[str]] = []
-    counter = [0]
-
-    def strongconnect(v: str) -> None:
-        index[v] = low[v] = counter[0]
-        counter[0] += 1
-        stack.append(v)
-        on_stack.add(v)
-        for w in graph[v]:
-            if w not in index:
-                strongconnect(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                comp.append(w)
-                if w == v:
+    counter = 0
+    for root in graph:
+        if root in index:
+            continue
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                index[v] = low[v] = counter
+                counter += 1
+                stack.append(v)
+                on_stack.add(v)
+            else:  # back from graph[v][i - 1]
+                low[v] = min(low[v], low[graph[v][i - 1]])
+            descended = False
+            edges = graph[v]
+            while i < len(edges):
+                w = edges[i]
+                i += 1
+                if w not in index:
+                    work.append((v, i))
+                    work.append((w, 0))
+                    descended = True
                     break
-            loops = len(comp) > 1 or v in graph[v]
-            if loops and not any(steps[n].breaks_loops() for n in comp):
-                order = [n for n in steps if n in comp]
-                out.append(order)
-
-    for node in graph:
-        if node not in index:
-            strongconnect(node)
+                if w in on_stack:
+                    low[v] = min(low[v], index[w])
+            if descended:
+                continue
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                loops = len(comp) > 1 or v in graph[v]
+                if loops and not any(steps[n].breaks_loops() for n in comp):
+                    members = set(comp)
+                    out.append([n for n in steps if n in members])
     return out
 
 
@@ -221,7 +244,29 @@ def _closest(name: str, options: list[str]) -> str | None:
     return match[0] if match else None
 
 
+MAX_ERRORS = 200  # per file: a generated file with 10,000 mistakes is reported, not printed whole
+
+
 def parse_scenario_text(text: str, file: str) -> FileResult:
+    """Every problem of one scenario file at once. Never raises on any text: an unexpected failure
+    is reported as an `internal-error` of that file (and logged with its traceback)."""
+    try:
+        result = _parse_scenario_text(text, file)
+    except Exception as exc:  # the last net: the fuzz tests assert it is never reached
+        log.exception("validating %s failed unexpectedly", file)
+        return FileResult(file, None, [FlowError(file, 1, 1, "internal-error",
+                                                 f"the file could not be checked ({type(exc).__name__})",
+                                                 "report this file to the Switchboard developers")])
+    if len(result.errors) > MAX_ERRORS:
+        extra = len(result.errors) - MAX_ERRORS
+        last = result.errors[MAX_ERRORS - 1]
+        result.errors = result.errors[:MAX_ERRORS]
+        result.errors.append(FlowError(file, last.line, last.column, "too-many-errors",
+                                       f"... and {extra} more errors", "fix the ones above first"))
+    return result
+
+
+def _parse_scenario_text(text: str, file: str) -> FileResult:
     try:
         doc, errors = load_yaml_text(text, file)
     except YamlSyntaxError as exc:
@@ -264,20 +309,22 @@ def parse_scenario_text(text: str, file: str) -> FileResult:
         return FileResult(file, None, errors)
     scenario = Scenario(spec=spec, flow=Flow(flow_steps, flow_entry), inbound_flow=inbound,
                         source=file, version=version_of(text))
+    scenario._extra["name_position"] = doc.where(("scenario", "name", "__value__"))
     return FileResult(file, scenario, [])
 
 
 def parse_scenario_file(path: Path) -> FileResult:
+    """Never raises: an unreadable, oversized or malformed file is a `FileResult` with errors, so one
+    bad file can neither stop a server from starting nor hide the reports of the others."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return FileResult(str(path), None, [FlowError(str(path), 1, 1, "unreadable", str(exc),
-                                                      "make the file readable UTF-8")])
+        text = read_text_limited(path)
+    except YamlSyntaxError as exc:
+        return FileResult(str(path), None, [exc.error])
     return parse_scenario_text(text, str(path))
 
 
 def scenario_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+    return sorted(p for p in directory.glob("*.y*ml") if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
 def validate_directory(directory: Path) -> list[FileResult]:
@@ -289,8 +336,8 @@ def validate_directory(directory: Path) -> list[FileResult]:
             continue
         name = res.scenario.name
         if name in first_seen:
-            doc, _ = load_yaml_text(Path(res.file).read_text(encoding="utf-8"), res.file)
-            res.errors.append(doc.error(("scenario", "name", "__value__"), "duplicate-scenario",
+            pos = res.scenario._extra.get("name_position") or Position(1, 1)
+            res.errors.append(FlowError(res.file, pos.line, pos.column, "duplicate-scenario",
                                         f"scenario name {name!r} is already used by {first_seen[name]}",
                                         "give each scenario a unique name"))
             res.scenario = None

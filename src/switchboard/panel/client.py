@@ -87,6 +87,7 @@ class PanelClient:
             company=settings.company,
             timeout=settings.panel_timeout,
             region=settings.default_region,
+            max_connections=settings.panel_max_connections,
             **kw,
         )
 

@@ -28,12 +28,22 @@ failed:<reason>, unknown, inbound_call.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from switchboard.panel.bounded import (
+    Attributes,
+    Company,
+    ExternalId,
+    FreeText,
+    IsoDatetime,
+    ShortText,
+    external_id_or_none,
+)
 from switchboard.phones import InvalidPhoneNumber, normalize
 
 RESULT_STATUSES = (
@@ -48,7 +58,7 @@ RESULT_STATUSES = (
 )
 ALERT_KINDS = ("paused", "resumed", "failure_threshold", "provider_failure", "info")
 
-Id = int | str
+Id = ExternalId  # a panel's id: an integer within 64 bits or text of at most 100 characters
 
 
 class _Model(BaseModel):
@@ -125,37 +135,47 @@ class NextBatchResponse(_Model):
 
 
 class ScenarioRegistration(_Model):
-    name: str = Field(min_length=1)
-    display_name: str | None = None
+    name: str = Field(min_length=1, max_length=200)
+    display_name: ShortText | None = None
 
 
 class RegisterScenariosRequest(_Model):
-    company: str
-    scenarios: list[ScenarioRegistration]
+    company: Company
+    scenarios: list[ScenarioRegistration] = Field(max_length=1000)
 
 
 class OutboundLineRegistration(_Model):
-    phone_number: str = Field(min_length=1)
-    display_name: str | None = None
+    phone_number: str = Field(min_length=1, max_length=32)
+    display_name: ShortText | None = None
+
+    @field_validator("phone_number")
+    @classmethod
+    def _number(cls, v: str) -> str:
+        from switchboard.phones import clean
+
+        if not re.fullmatch(r"\+?[0-9]{2,20}", clean(v)):  # it is dialed from: digits only
+            raise ValueError(f"{v[:40]!r} is not a phone number (2 to 20 digits, optional +)")
+        return v
 
 
 class RegisterOutboundLinesRequest(_Model):
-    company: str
-    lines: list[OutboundLineRegistration]
+    company: Company
+    lines: list[OutboundLineRegistration] = Field(max_length=1000)
 
 
 class ReportResultRequest(_Model):
-    company: str
-    number_id: Id | None = None
-    phone_number: str
+    # Bounds: `bounded` (the columns these land in; free text the dialer writes is cut, not refused).
+    company: Company
+    number_id: ExternalId | None = None
+    phone_number: str = Field(max_length=64)
     status: str = Field(min_length=1, max_length=100)
-    reason: str | None = None
-    attempted_at: datetime
-    agent_id: Id | None = None
-    agent_phone: str | None = None
-    user_message: str | None = None
-    scenario_id: Id | None = None
-    outbound_line_id: Id | None = None
+    reason: FreeText | None = None
+    attempted_at: IsoDatetime
+    agent_id: ExternalId | None = None
+    agent_phone: str | None = Field(None, max_length=64)
+    user_message: FreeText | None = None
+    scenario_id: ExternalId | None = None
+    outbound_line_id: ExternalId | None = None
 
     @field_validator("attempted_at")
     @classmethod
@@ -172,11 +192,11 @@ class ReportResultRequest(_Model):
 
 
 class AlertRequest(_Model):
-    company: str
+    company: Company
     kind: str = Field(min_length=1, max_length=50)
-    message: str
-    details: dict[str, Any] = Field(default_factory=dict)
-    at: datetime | None = None
+    message: str = Field(max_length=4000)
+    details: Attributes = Field(default_factory=dict)
+    at: IsoDatetime | None = None
 
 
 class Ack(_Model):
@@ -269,18 +289,18 @@ def parse_next_batch(data: Any, region: str = "IR") -> NextBatch:
         try:
             item = NumberItem.model_validate(raw)
         except ValidationError as exc:
-            rid = raw.get("id") if isinstance(raw, dict) else None
+            rid = external_id_or_none(raw.get("id")) if isinstance(raw, dict) else None
             phone = raw.get("phone_number") if isinstance(raw, dict) else None
             out.rejected.append(
                 RejectedNumber(
-                    rid, None if phone is None else str(phone), f"numbers[{index}]: {describe(exc)}"
+                    rid, None if phone is None else str(phone)[:64], f"numbers[{index}]: {describe(exc)}"
                 )
             )
             continue
         try:
             number = normalize(item.phone_number, region)
         except InvalidPhoneNumber as exc:
-            out.rejected.append(RejectedNumber(item.id, item.phone_number, exc.detail))
+            out.rejected.append(RejectedNumber(item.id, item.phone_number[:64], exc.detail[:500]))
             continue
         if number.e164 in seen:
             out.rejected.append(RejectedNumber(item.id, item.phone_number, "duplicate number in batch"))

@@ -48,7 +48,7 @@ class PageParams:
     limit: int
 
 
-def page_params(offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> PageParams:
+def page_params(offset: int = Query(0, ge=0, le=2**62), limit: int = Query(50, ge=1, le=500)) -> PageParams:
     return PageParams(offset, limit)
 
 

@@ -37,6 +37,15 @@ log = logging.getLogger(__name__)
 PAUSED_KEY = "panel.paused.{company}"
 
 
+def report_hash(report: ReportResultRequest) -> str:
+    """sha256 of a report's canonical JSON: what an idempotency key promises not to change."""
+    import hashlib
+    import json
+
+    canonical = json.dumps(report.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 class LocalPanel:
     def __init__(
         self,
@@ -159,11 +168,14 @@ class LocalPanel:
         return DeliveryOutcome(True, 200)
 
     async def apply_report(self, report: ReportResultRequest, idempotency_key: str) -> ApplyOutcome:
+        """Apply once per key; the same key with a different body is a conflict (`outcome.conflict`)."""
         number_id: int | None = None
         if report.number_id is not None:
             try:
                 number_id = int(report.number_id)
             except (TypeError, ValueError):
+                number_id = None
+            if number_id is not None and not 1 <= number_id < 2**63:  # not a row id (a 64-bit column)
                 number_id = None
         phone = try_normalize(report.phone_number, self.settings.default_region)
         return await self.store.reports.apply(
@@ -178,6 +190,7 @@ class LocalPanel:
             ),
             policy=self.retry_policy,
             default_max_attempts=self.settings.max_attempts,
+            body_hash=report_hash(report),
         )
 
     async def report_result(

@@ -10,8 +10,8 @@ mark, the next delivery carries the same `Idempotency-Key` and the panel answers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import os
 import random
 import uuid
 from collections.abc import Sequence
@@ -26,6 +26,7 @@ from switchboard import clock
 from switchboard.panel.client import DeliveryOutcome, PanelClient
 from switchboard.panel.contract import AlertRequest, ReportResultRequest, describe
 from switchboard.panel.local import LocalPanel
+from switchboard.process import gone, node_id
 from switchboard.settings import Settings
 from switchboard.store import CallData, EventData, OutboxEntry, Store
 from switchboard.store.models import OutboxItem
@@ -140,6 +141,41 @@ def caller_text(call: CallData, report: ReportResultRequest) -> str:
 # --- the outbox ---------------------------------------------------------------------------------
 
 
+RECORD_PATIENCE = 600.0  # seconds a finished call's result waits for the database to come back
+
+
+def transient_db_error(exc: BaseException) -> bool:
+    """The database is busy or briefly gone (SQLite locked past its busy timeout, PostgreSQL
+    restarting, a dropped connection): worth retrying, the data is still good."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (OperationalError, InterfaceError, ConnectionError, TimeoutError)):
+        return True
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(w in text for w in ("connection", "database is locked", "shutting down", "starting up",
+                                   "cannotconnectnow", "terminat"))
+
+
+async def record_patiently(write: Any, *, what: str, patience: float = RECORD_PATIENCE) -> Any:
+    """Run `write()` (one transaction) until it succeeds; a transient database error is retried with
+    backoff for up to `patience` seconds, so a finished call's result is not lost to a busy SQLite or
+    a PostgreSQL restart. `write` must be idempotent (the outbox key makes `record` so)."""
+    delay, waited = 0.2, 0.0
+    while True:
+        try:
+            return await write()
+        except Exception as exc:
+            if not transient_db_error(exc) or waited >= patience:
+                raise
+            log.warning("could not store the %s yet (%s); retrying in %.1f s", what,
+                        f"{type(exc).__name__}: {exc}"[:200], delay)
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 5.0)
+
+
 class ResultsOutbox:
     """The engine/dialer's entry point: `submit` a finished call and its report."""
 
@@ -163,8 +199,9 @@ class ResultsOutbox:
         The contact's attempt state is NOT touched here: it belongs to the panel, which updates it
         when the report arrives (the built-in panel via `LocalSink`/report-result)."""
         key = idempotency_key or f"call:{call.id}"
-        created = await self.store.calls.record(
-            call, events, outbox=OutboxEntry(key, report.model_dump(mode="json"))
+        created = await record_patiently(
+            lambda: self.store.calls.record(call, events, outbox=OutboxEntry(key, report.model_dump(mode="json"))),
+            what=f"result of call {call.id}",
         )
         if created:
             kind = polarity(report.status, call.intent)
@@ -217,11 +254,13 @@ class OutboxDeliverer:
         batch_size: int = 20,
         backoff: Backoff = Backoff(),
         poll_interval: float = 5.0,
-        claim_seconds: float = 120.0,
+        claim_seconds: float = 15.0,
     ) -> None:
+        # Claims are short and renewed while a round works (`_heartbeat`): a deliverer that dies
+        # frees its rows within `claim_seconds`, at once for one of this host (see `start`).
         self.store = store
         self.sink = sink
-        self.owner = owner or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.owner = owner or f"{node_id()}-{uuid.uuid4().hex[:8]}"
         self.batch_size = batch_size
         self.backoff = backoff
         self.poll_interval = poll_interval
@@ -237,8 +276,47 @@ class OutboxDeliverer:
 
     async def start(self) -> None:
         if self._task is None:
+            await self.release_dead_claims()
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name="outbox-deliverer")
+
+    async def release_dead_claims(self) -> int:
+        """Rows claimed by a deliverer whose process on this host is gone are free again at once."""
+        dead = [o for o in await self.store.outbox.claim_owners()
+                if o != self.owner and gone(o)]
+        released = await self.store.outbox.release_claims(dead)
+        if released:
+            log.warning("released %d outbox row(s) claimed by stopped deliverer(s) %s", released, ", ".join(dead))
+        return released
+
+    async def _heartbeat(self, items: list[OutboxItem], done: set[int]) -> None:
+        """Renew the claim on this round's rows until the round ends."""
+        while True:
+            await asyncio.sleep(max(0.5, self.claim_seconds / 3))
+            pending = [i.id for i in items if i.id not in done]
+            if not pending:
+                return
+            try:
+                await self.store.outbox.renew_claims(self.owner, pending, claim_seconds=self.claim_seconds)
+            except Exception:  # the next beat tries again; an expired claim only risks a replay
+                log.warning("could not renew outbox claims", exc_info=True)
+
+    async def _deliver_all(self, items: list[OutboxItem], *, stop_on_failure: bool = False) -> list[bool]:
+        done: set[int] = set()
+        beat = asyncio.create_task(self._heartbeat(items, done))
+        out: list[bool] = []
+        try:
+            for item in items:
+                ok = await self._deliver(item)
+                done.add(item.id)
+                out.append(ok)
+                if stop_on_failure and not ok:
+                    break
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        return out
 
     async def stop(self, *, flush_timeout: float = 5.0) -> bool:
         """Stop the loop after trying to deliver what is due for up to `flush_timeout` seconds.
@@ -270,7 +348,7 @@ class OutboxDeliverer:
             )
             if not items:
                 return await self.store.outbox.pending_count() == 0
-            if not any([await self._deliver(item) for item in items]):
+            if not any(await self._deliver_all(items)):
                 return False  # the sink is down; leave the rest for the next start
         return await self.store.outbox.pending_count() == 0
 
@@ -279,8 +357,7 @@ class OutboxDeliverer:
         items = await self.store.outbox.claim_due(
             self.owner, self.batch_size, claim_seconds=self.claim_seconds
         )
-        results = [await self._deliver(item) for item in items]
-        return sum(results)
+        return sum(await self._deliver_all(items))
 
     async def _deliver(self, item: OutboxItem) -> bool:
         try:

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+import re
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from switchboard.panel.bounded import Attributes, LongText, Name, PhoneText, ShortText, StrictIn
+from switchboard.phones import clean
 
 T = TypeVar("T")
+
+HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+SCENARIO_NAME = r"^[A-Za-z0-9_.-]{1,200}$"
 
 
 class _Out(BaseModel):
@@ -39,12 +46,12 @@ class ContactOut(_Out):
     last_reason: str | None
 
 
-class ContactIn(BaseModel):
-    phone: str
-    name: str | None = None
-    attributes: dict[str, Any] = Field(default_factory=dict)
-    timezone: str | None = None
-    campaign: str | None = None
+class ContactIn(StrictIn):
+    phone: PhoneText
+    name: ShortText | None = None
+    attributes: Attributes = Field(default_factory=dict)
+    timezone: str | None = Field(None, max_length=64, description="+0330-style offset or IANA zone name")
+    campaign: Name | None = None
 
 
 class CallOut(_Out):
@@ -91,23 +98,46 @@ class CampaignOut(_Out):
     max_attempts: int | None
 
 
-class CampaignIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+def _zone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from switchboard.panel.tz import parse_offset
+
+    parse_offset(value)  # ValueError names the problem
+    return value.strip()
+
+
+class _CampaignFields(StrictIn):
+    scenario: str | None = Field(default=None, pattern=SCENARIO_NAME,
+                                 description="a scenario the engine has loaded (GET /api/v1/scenarios)")
+    calling_hours_start: str | None = Field(default=None, pattern=HHMM, description="HH:MM, 00:00-23:59")
+    calling_hours_end: str | None = Field(default=None, pattern=HHMM, description="HH:MM, after the start")
+    timezone: str | None = Field(default=None, max_length=64, description="+0330-style offset or IANA zone name")
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str | None) -> str | None:
+        return _zone(v)
+
+    @model_validator(mode="after")
+    def _window(self) -> Any:
+        start, end = self.calling_hours_start, self.calling_hours_end
+        if start is not None and end is not None and start >= end:
+            raise ValueError(f"calling_hours_start {start} must be before calling_hours_end {end}")
+        return self
+
+
+class CampaignIn(_CampaignFields):
+    name: Name
     active: bool = True
-    scenario: str | None = None
-    calling_hours_start: str | None = Field(default=None, pattern=r"^\d{2}:\d{2}$")
-    calling_hours_end: str | None = Field(default=None, pattern=r"^\d{2}:\d{2}$")
-    timezone: str | None = None
-    max_attempts: int | None = Field(default=None, ge=1)
 
 
-class CampaignPatch(BaseModel):
-    active: bool | None = None
-    scenario: str | None = None
-    calling_hours_start: str | None = Field(default=None, pattern=r"^\d{2}:\d{2}$")
-    calling_hours_end: str | None = Field(default=None, pattern=r"^\d{2}:\d{2}$")
-    timezone: str | None = None
-    max_attempts: int | None = Field(default=None, ge=1)
+class CampaignPatch(_CampaignFields):
+    """Only the fields sent change; `null` clears a field that may be empty (scenario, hours, zone,
+    max attempts). `active` cannot be null."""
+
+    active: bool = Field(default=None, description="true or false; null is refused")  # type: ignore[assignment]
 
 
 class OperatorOut(_Out):
@@ -119,11 +149,22 @@ class OperatorOut(_Out):
     active: bool
 
 
-class OperatorIn(BaseModel):
-    direction: str = Field(pattern=r"^(inbound|outbound)$")
-    phone_number: str
-    name: str | None = None
-    scenario: str | None = None
+def _dialable(value: str) -> str:
+    """An operator or line number: digits (Persian and Arabic digits too) with an optional leading
+    `+` and the usual separators; nothing a dial string or a shell could read as syntax."""
+    digits = clean(value)
+    if not re.fullmatch(r"\+?[0-9]{2,20}", digits):
+        raise ValueError(f"{value[:40]!r} is not a phone number or extension (2 to 20 digits, optional +)")
+    return value.strip()
+
+
+class OperatorIn(StrictIn):
+    direction: Literal["inbound", "outbound"]
+    phone_number: PhoneText
+    name: ShortText | None = None
+    scenario: str | None = Field(default=None, pattern=SCENARIO_NAME)
+
+    _number = field_validator("phone_number")(classmethod(lambda cls, v: _dialable(v)))
 
 
 class LineOut(_Out):
@@ -136,12 +177,14 @@ class LineOut(_Out):
     max_per_day: int | None
 
 
-class LineIn(BaseModel):
-    phone_number: str
-    display_name: str | None = None
-    max_concurrent: int | None = Field(default=None, ge=1)
-    max_per_minute: int | None = Field(default=None, ge=1)
-    max_per_day: int | None = Field(default=None, ge=1)
+class LineIn(StrictIn):
+    phone_number: PhoneText
+    display_name: ShortText | None = None
+    max_concurrent: int | None = Field(default=None, ge=1, le=100_000)
+    max_per_minute: int | None = Field(default=None, ge=1, le=10_000_000)
+    max_per_day: int | None = Field(default=None, ge=1, le=1_000_000_000)
+
+    _number = field_validator("phone_number")(classmethod(lambda cls, v: _dialable(v)))
 
 
 class DncOut(_Out):
@@ -151,10 +194,10 @@ class DncOut(_Out):
     added_at: datetime
 
 
-class DncIn(BaseModel):
-    phone: str
-    reason: str | None = None
-    source: str | None = "api"
+class DncIn(StrictIn):
+    phone: PhoneText
+    reason: LongText | None = None
+    source: str | None = Field("api", max_length=100)
 
 
 class ScenarioOut(BaseModel):

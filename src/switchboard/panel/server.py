@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 from starlette.responses import JSONResponse, Response
 
+from switchboard.panel import limits
 from switchboard.panel.auth import AuditMiddleware, Authed, SecurityHeadersMiddleware
 from switchboard.panel.auth_accounts import AccountService
 from switchboard.panel.deps import DialerControl, PanelContext, ScenarioLister
@@ -74,6 +75,7 @@ def create_panel_app(
         from switchboard.web.console import mount_console
 
         mount_console(app, store=store, settings=settings, accounts=accounts, node=node, local=local, llm=llm)
+    limits.install(app)  # body limits, 422 shapes, documented errors (after every route)
     app.add_middleware(AuditMiddleware, write=accounts.audit)
     app.add_middleware(SecurityHeadersMiddleware)
     return app

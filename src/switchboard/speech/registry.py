@@ -36,14 +36,14 @@ def _vira_stt(s: Settings) -> STT:
     from switchboard.speech.stt.vira import ViraSTT
 
     return ViraSTT(url=s.vira_stt_url, token=s.vira_stt_token.get_secret_value(),
-                   attempts=s.speech_http_retries)
+                   attempts=s.speech_http_retries, timeout=s.stt_timeout)
 
 
 def _openai_stt(s: Settings) -> STT:
     from switchboard.speech.stt.openai import OpenAISTT
 
     return OpenAISTT(base_url=s.openai_base_url, api_key=s.openai_api_key.get_secret_value(),
-                     model=s.openai_stt_model, attempts=s.speech_http_retries)
+                     model=s.openai_stt_model, attempts=s.speech_http_retries, timeout=s.stt_timeout)
 
 
 def _moonshine(s: Settings) -> STT:
@@ -74,7 +74,7 @@ def _vira_tts(s: Settings) -> TTS:
     from switchboard.speech.tts.vira import ViraTTS
 
     return ViraTTS(url=s.vira_tts_url, token=s.vira_tts_token.get_secret_value(), voice=s.tts_voice,
-                   attempts=s.speech_http_retries)
+                   attempts=s.speech_http_retries, timeout=s.tts_timeout)
 
 
 def _openai_tts(s: Settings) -> TTS:
@@ -82,7 +82,7 @@ def _openai_tts(s: Settings) -> TTS:
 
     return OpenAITTS(base_url=s.openai_base_url, api_key=s.openai_api_key.get_secret_value(),
                      model=s.openai_tts_model, voice=s.tts_voice or s.openai_tts_voice,
-                     attempts=s.speech_http_retries)
+                     attempts=s.speech_http_retries, timeout=s.tts_timeout)
 
 
 def _elevenlabs(s: Settings) -> TTS:
@@ -91,7 +91,7 @@ def _elevenlabs(s: Settings) -> TTS:
     return ElevenLabsTTS(api_key=s.elevenlabs_api_key.get_secret_value(),
                          voice_id=s.elevenlabs_voice_id or s.tts_voice, base_url=s.elevenlabs_base_url,
                          model_id=s.elevenlabs_model_id, use_ws=s.elevenlabs_use_ws_tts,
-                         attempts=s.speech_http_retries)
+                         attempts=s.speech_http_retries, timeout=s.tts_timeout)
 
 
 TTS_PROVIDERS: dict[str, Callable[[Settings], TTS]] = {

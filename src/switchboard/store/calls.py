@@ -148,6 +148,16 @@ class CallsRepo(Repository):
                 return False
         return True
 
+    async def discard(self, call_id: str) -> bool:
+        """Delete a call written before dialing that was never attempted (the PBX was unavailable):
+        it must not count as an attempt of the contact. Finished calls are never deleted."""
+        async with self.sessions.begin() as s:
+            row = await s.get(CallRecord, call_id)
+            if row is None or row.ended_at is not None:
+                return False
+            await s.delete(row)
+            return True
+
     async def get(self, call_id: str) -> CallRecord | None:
         async with self.sessions() as s:
             return await s.get(CallRecord, call_id)

@@ -111,9 +111,13 @@ class LinesRepo(Repository):
     async def upsert_many(self, lines: Sequence[LineSpec], *, company: str = "default") -> list[OutboundLine]:
         return [await self.upsert(line, company=company) for line in lines]
 
-    async def set_active(self, line_id: int, active: bool) -> None:
+    async def set_active(self, line_id: int, active: bool, *, company: str | None = None) -> bool:
+        """False when there is no such line (of that company)."""
+        stmt = update(OutboundLine).where(OutboundLine.id == line_id)
+        if company is not None:
+            stmt = stmt.where(OutboundLine.company == company)
         async with self.sessions.begin() as s:
-            await s.execute(update(OutboundLine).where(OutboundLine.id == line_id).values(active=active))
+            return bool((await s.execute(stmt.values(active=active))).rowcount)
 
     async def list(self, *, company: str | None = None, active_only: bool = True) -> list[OutboundLine]:
         stmt = select(OutboundLine).order_by(OutboundLine.id)
@@ -163,9 +167,13 @@ class OperatorsRepo(Repository):
             row.active = True
             return row
 
-    async def set_active(self, operator_id: int, active: bool) -> None:
+    async def set_active(self, operator_id: int, active: bool, *, company: str | None = None) -> bool:
+        """False when there is no such operator (of that company)."""
+        stmt = update(Operator).where(Operator.id == operator_id)
+        if company is not None:
+            stmt = stmt.where(Operator.company == company)
         async with self.sessions.begin() as s:
-            await s.execute(update(Operator).where(Operator.id == operator_id).values(active=active))
+            return bool((await s.execute(stmt.values(active=active))).rowcount)
 
     async def list(
         self,

@@ -247,6 +247,8 @@ class PanelReceipt(Base):
     contact_id: Mapped[int | None] = mapped_column(BigId, default=None)
     status: Mapped[str] = mapped_column(String(100))
     received_at: Mapped[datetime] = mapped_column(default=_now)
+    # sha256 of the applied body: the same key with another body is a conflict, not a replay
+    body_hash: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class DoNotCall(Base):

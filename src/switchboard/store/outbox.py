@@ -75,6 +75,41 @@ class OutboxRepo(Repository):
         rows.sort(key=lambda r: (r.next_attempt_at, r.id))
         return rows
 
+    async def renew_claims(self, owner: str, ids: list[int], *, claim_seconds: float,
+                           now: datetime | None = None) -> int:
+        """Extend `owner`'s claim on rows it is still working on (the deliverer's heartbeat)."""
+        if not ids:
+            return 0
+        stmt = (
+            update(OutboxItem)
+            .where(OutboxItem.id.in_(ids), OutboxItem.claimed_by == owner, OutboxItem.status == PENDING)
+            .values(claimed_until=utcnow(now) + timedelta(seconds=claim_seconds))
+            .execution_options(synchronize_session=False)
+        )
+        async with self.sessions.begin() as s:
+            return int((await s.execute(stmt)).rowcount or 0)
+
+    async def release_claims(self, owners: list[str]) -> int:
+        """Free the rows claimed by deliverers known to be dead (their process is gone)."""
+        if not owners:
+            return 0
+        stmt = (
+            update(OutboxItem)
+            .where(OutboxItem.claimed_by.in_(owners), OutboxItem.status == PENDING)
+            .values(claimed_by=None, claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.sessions.begin() as s:
+            return int((await s.execute(stmt)).rowcount or 0)
+
+    async def claim_owners(self, *, now: datetime | None = None) -> list[str]:
+        """Deliverers holding live claims."""
+        stmt = select(OutboxItem.claimed_by).where(
+            OutboxItem.status == PENDING, OutboxItem.claimed_by.is_not(None), OutboxItem.claimed_until >= utcnow(now)
+        ).distinct()
+        async with self.sessions() as s:
+            return [o for o in (await s.scalars(stmt)).all() if o]
+
     async def mark_delivered(self, item_id: int, *, now: datetime | None = None) -> bool:
         stmt = (
             update(OutboxItem)

@@ -58,23 +58,32 @@ class ApplyOutcome:
     duplicate: bool  # the key was seen before: nothing changed
     contact_id: int | None  # the contact updated (None: inbound / unknown number)
     contact_status: str | None = None
+    conflict: bool = False  # the key was seen with a different body: nothing changed (HTTP 409)
+
+
+def _replayed(seen: PanelReceipt, body_hash: str | None) -> ApplyOutcome:
+    """A key seen before: a replay of the same body, or a conflict when the body differs."""
+    conflict = body_hash is not None and seen.body_hash is not None and seen.body_hash != body_hash
+    return ApplyOutcome(True, seen.contact_id, conflict=conflict)
 
 
 class ReportsRepo(Repository):
     async def apply(
-        self, idempotency_key: str, report: ReportedResult, *, policy: RetryPolicy, default_max_attempts: int
+        self, idempotency_key: str, report: ReportedResult, *, policy: RetryPolicy, default_max_attempts: int,
+        body_hash: str | None = None,
     ) -> ApplyOutcome:
         at = report.attempted_at or utcnow()
         async with self.sessions() as s:
             seen = await s.get(PanelReceipt, idempotency_key)  # the common replay: no failed insert
             if seen is not None:
-                return ApplyOutcome(True, seen.contact_id)
+                return _replayed(seen, body_hash)
             await s.rollback()
             try:
                 async with s.begin():
                     s.add(
                         PanelReceipt(
-                            idempotency_key=idempotency_key, status=report.status, received_at=utcnow()
+                            idempotency_key=idempotency_key, status=report.status, received_at=utcnow(),
+                            body_hash=body_hash,
                         )
                     )
                     await s.flush()
@@ -99,7 +108,7 @@ class ReportsRepo(Repository):
                     seen = await check.get(PanelReceipt, idempotency_key)
                 if seen is None:
                     raise
-                return ApplyOutcome(True, seen.contact_id)
+                return _replayed(seen, body_hash)
 
     async def _find(self, s, report: ReportedResult) -> Contact | None:  # type: ignore[no-untyped-def]
         lock = self.is_postgres

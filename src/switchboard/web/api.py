@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from switchboard.dialer.lines import parse_timezone
 from switchboard.panel.auth import Authed, Principal, client_ip, current_principal
 from switchboard.panel.auth_accounts import ROLES, AccountError
+from switchboard.panel.bounded import IsoDatetime
 from switchboard.panel.deps import PanelContext, ctx
 from switchboard.store.usage import GROUPS, CallFilter, UsageRepo, offset_minutes_at, usage_totals
 from switchboard.web.pages.live import api as live_api
@@ -22,8 +23,8 @@ router = APIRouter(prefix="/api/v1", dependencies=Authed, tags=["console"])
 @router.get("/usage/summary")
 async def usage_summary(
     group_by: Literal["scenario", "persona", "line", "day"] = "scenario",
-    since: datetime | None = Query(None, description="ISO-8601; calls created at or after"),
-    until: datetime | None = Query(None, description="ISO-8601; calls created before"),
+    since: IsoDatetime | None = Query(None, description="ISO-8601; calls created at or after"),
+    until: IsoDatetime | None = Query(None, description="ISO-8601; calls created before"),
     scenario: str | None = Query(None, max_length=200),
     line: str | None = Query(None, max_length=32),
     persona: str | None = Query(None, max_length=100),

@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from switchboard.panel.deps import Authed, PageParams, PanelContext, ctx, page_params
+from switchboard.panel.limits import IdPath, IdQuery
 from switchboard.panel.schemas import ContactIn, ContactOut, PageOut
 from switchboard.phones import InvalidPhoneNumber, normalize
 from switchboard.store import NewContact
@@ -12,9 +13,9 @@ router = APIRouter(prefix="/api/v1/contacts", dependencies=Authed, tags=["contac
 
 @router.get("", response_model=PageOut[ContactOut])
 async def list_contacts(
-    status_: str | None = Query(None, alias="status"),
-    campaign_id: int | None = None,
-    phone: str | None = None,
+    status_: str | None = Query(None, alias="status", pattern="^(pending|leased|done|dnc)$"),
+    campaign_id: IdQuery = None,
+    phone: str | None = Query(None, max_length=64),
     page: PageParams = Depends(page_params),
     c: PanelContext = Depends(ctx),
 ) -> PageOut[ContactOut]:
@@ -72,7 +73,7 @@ async def add_contact(body: ContactIn, c: PanelContext = Depends(ctx)) -> Contac
 
 
 @router.get("/{contact_id}", response_model=ContactOut)
-async def get_contact(contact_id: int, c: PanelContext = Depends(ctx)) -> ContactOut:
+async def get_contact(contact_id: IdPath, c: PanelContext = Depends(ctx)) -> ContactOut:
     row = await c.store.contacts.get(contact_id)
     if row is None or row.company != c.settings.company:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such contact")

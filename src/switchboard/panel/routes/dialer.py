@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
 
 from switchboard.panel.contract import (
     Ack,
@@ -16,6 +16,7 @@ from switchboard.panel.contract import (
     ReportResultRequest,
 )
 from switchboard.panel.deps import Authed, PanelContext, ctx
+from switchboard.panel.limits import ErrorOut
 
 router = APIRouter(prefix="/api/dialer", dependencies=Authed, tags=["dialer"])
 
@@ -42,7 +43,8 @@ async def register_outbound_lines(body: RegisterOutboundLinesRequest, c: PanelCo
     return Ack()
 
 
-@router.post("/report-result", response_model=Ack)
+@router.post("/report-result", response_model=Ack, responses={
+    409: {"model": ErrorOut, "description": "Idempotency-Key already used with a different body"}})
 async def report_result(
     body: ReportResultRequest,
     response: Response,
@@ -56,6 +58,9 @@ async def report_result(
         + hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:40]
     )
     outcome = await c.local.apply_report(body, key)
+    if outcome.conflict:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            "Idempotency-Key was already used with a different body; use a new key per result")
     return Ack(duplicate=outcome.duplicate, detail=None if outcome.contact_id else "no matching contact")
 
 

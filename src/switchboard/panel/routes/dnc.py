@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Path, status
 
 from switchboard.panel.deps import Authed, PageParams, PanelContext, ctx, page_params
 from switchboard.panel.schemas import DncIn, DncOut, PageOut
@@ -34,7 +34,7 @@ async def add_dnc(body: DncIn, c: PanelContext = Depends(ctx)) -> DncOut:
 
 
 @router.delete("/{phone}", status_code=status.HTTP_204_NO_CONTENT)
-async def remove_dnc(phone: str, c: PanelContext = Depends(ctx)) -> None:
+async def remove_dnc(phone: str = Path(max_length=64), c: PanelContext = Depends(ctx)) -> None:
     try:
         e164 = normalize(phone, c.settings.default_region).e164
     except InvalidPhoneNumber as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from switchboard.panel.deps import Authed, PanelContext, ctx
+from switchboard.panel.limits import IdPath
 from switchboard.panel.schemas import LineIn, LineOut, OperatorIn, OperatorOut
 from switchboard.phones import InvalidPhoneNumber, normalize
 from switchboard.store import LineSpec, OperatorSpec
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/api/v1", dependencies=Authed, tags=["roster"])
 @router.get("/operators", response_model=list[OperatorOut])
 async def list_operators(
     direction: str | None = Query(None, pattern="^(inbound|outbound)$"),
-    scenario: str | None = None,
+    scenario: str | None = Query(None, max_length=200),
     c: PanelContext = Depends(ctx),
 ) -> list[OperatorOut]:
     rows = await c.store.operators.list(company=c.settings.company, direction=direction, scenario=scenario)
@@ -31,8 +32,9 @@ async def add_operator(body: OperatorIn, c: PanelContext = Depends(ctx)) -> Oper
 
 
 @router.delete("/operators/{operator_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def deactivate_operator(operator_id: int, c: PanelContext = Depends(ctx)) -> None:
-    await c.store.operators.set_active(operator_id, False)
+async def deactivate_operator(operator_id: IdPath, c: PanelContext = Depends(ctx)) -> None:
+    if not await c.store.operators.set_active(operator_id, False, company=c.settings.company):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such operator")
 
 
 @router.get("/lines", response_model=list[LineOut])
@@ -61,5 +63,6 @@ async def add_line(body: LineIn, c: PanelContext = Depends(ctx)) -> LineOut:
 
 
 @router.delete("/lines/{line_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def deactivate_line(line_id: int, c: PanelContext = Depends(ctx)) -> None:
-    await c.store.lines.set_active(line_id, False)
+async def deactivate_line(line_id: IdPath, c: PanelContext = Depends(ctx)) -> None:
+    if not await c.store.lines.set_active(line_id, False, company=c.settings.company):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such line")

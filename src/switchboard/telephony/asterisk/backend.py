@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from switchboard.telephony.asterisk.client import AriClient, AriError
+from switchboard.telephony.asterisk.client import AriClient, AriError, AriUnavailable
 from switchboard.telephony.asterisk.events import AriEventStream, EventRouter, ws_url_from
 from switchboard.telephony.asterisk.models import StasisStart
 from switchboard.telephony.asterisk.session import (
@@ -26,6 +26,7 @@ from switchboard.telephony.asterisk.session import (
 )
 from switchboard.telephony.backend import DialResult
 from switchboard.telephony.call import CallerHangup, CallFailed, DialOutcome
+from switchboard.telephony.faults import BackendUnavailable
 
 if TYPE_CHECKING:
     from switchboard.voice.runtime import VoiceRuntime
@@ -72,6 +73,9 @@ class AsteriskBackend:
         self.stream = AriEventStream(ws_url, config.app, username, password, self.router,
                                      on_connect=self._on_connect)
         self._tasks: set[asyncio.Task[object]] = set()
+        self._down_reason = ""  # why the PBX cannot take calls (the real cause), "" while it can
+        self._ready = asyncio.Event()  # set while the event stream is up and ARI answered as ARI
+        self._probe_delay = 0.0  # seconds before the next check after the PBX refused a call (backoff)
 
     @classmethod
     def from_settings(cls, settings: object, *, synthesize: Synthesize | None = None,
@@ -98,6 +102,7 @@ class AsteriskBackend:
         if on_inbound is not None:
             self.on_inbound = on_inbound
         await self.stream.start()
+        await self._check_ari()
 
     async def stop(self) -> None:
         await self.close()
@@ -120,6 +125,56 @@ class AsteriskBackend:
 
     def _ended(self, call: AriCall) -> None:
         self.sessions.pop(call.call_id, None)
+
+    # --- availability (telephony.faults.Availability) -------------------------------------------
+
+    @property
+    def available(self) -> bool:
+        """True while calls can be placed: the event stream is connected and ARI answers as ARI.
+        Originating without the event stream makes Asterisk answer the customer and drop the call
+        ("Stasis app not active"), so no origination happens then."""
+        return self.stream.connected.is_set() and self._ready.is_set()
+
+    @property
+    def unavailable_reason(self) -> str:
+        if not self.stream.connected.is_set():
+            return self.stream.last_error or "ARI event stream is not connected"
+        return self._down_reason or ("" if self._ready.is_set() else "ARI has not answered yet")
+
+    async def wait_available(self) -> None:
+        """Until calls can be placed again (the stream reconnects and ARI answers)."""
+        while not self.available:
+            if self.stream.connected.is_set() and not self._ready.is_set():
+                # backoff: a PBX that answers the check but refuses calls is not hammered
+                await asyncio.sleep(self._probe_delay or 0.5)
+                await self._check_ari()
+                continue
+            await self.stream.connected.wait()
+
+    def _mark_down(self, reason: str, *, refused_call: bool = False) -> None:
+        if self._ready.is_set() or self._down_reason != reason:
+            log.warning("PBX unavailable: %s; no calls are placed until it answers again", reason)
+        self._down_reason = reason
+        self._ready.clear()
+        if refused_call:
+            self._probe_delay = min(30.0, max(1.0, self._probe_delay * 2))
+
+    def _call_placed(self) -> None:
+        self._probe_delay = 0.0
+
+    async def _check_ari(self) -> bool:
+        """ARI answers as ARI and our application is registered (its events reach us)."""
+        try:
+            await self.client.application(self.config.app)
+        except AriError as exc:
+            self._mark_down(f"ARI {exc.method} {exc.path}: {exc.message}" if exc.status else exc.message)
+            return False
+        if not self._ready.is_set():
+            if self._down_reason:
+                log.warning("PBX available again (was: %s)", self._down_reason)
+            self._down_reason = ""
+            self._ready.set()
+        return True
 
     # --- outbound -------------------------------------------------------------------------------
 
@@ -155,20 +210,41 @@ class AsteriskBackend:
         if scenario_hint:
             vars_["SWITCHBOARD_SCENARIO"] = scenario_hint
         vars_.update(variables or {})
+        if self.stream.connected.is_set() and not self._ready.is_set():
+            await self._check_ari()  # the stream is back: does ARI answer too?
+        if not self.available:
+            call.detach()
+            raise BackendUnavailable(self.unavailable_reason or "PBX unavailable")
+        stream_drops = self.stream.disconnections
         self._originating[call_id] = call
         try:
             try:
                 await self.client.originate(endpoint, channel_id=call_id, other_channel_id=f"{call_id}-far",
                                             caller_id=caller_id or line or None, timeout=ring_timeout,
                                             variables=vars_, app_args=f"outbound,{call_id}")
+            except AriUnavailable as exc:
+                call.detach()
+                self._mark_down(exc.message, refused_call=True)
+                raise BackendUnavailable(f"PBX unavailable: {exc.message}") from exc
             except AriError as exc:
                 call.detach()
+                if exc.status >= 500 and not await self._check_ari():
+                    self._mark_down(self._down_reason, refused_call=True)
+                    # "Allocation failed" from a PBX that is starting or stopping: not this contact's fault
+                    raise BackendUnavailable(f"PBX unavailable: {self._down_reason} "
+                                             f"(originate answered {exc.status}: {exc.message})") from exc
                 log.warning("originate %s failed: %s", endpoint, exc)
                 return OriginateResult(DialOutcome.FAILED, None, f"failed:{exc.message}", exc.status)
+            self._call_placed()
             answered, cause, cause_txt, status = await call.wait_started(
                 ring_timeout + self.config.watchdog_grace)
         finally:
             self._originating.pop(call_id, None)
+        if not answered and self.stream.disconnections != stream_drops:
+            # The event stream broke while this call rang: Asterisk dropped it or we lost its fate.
+            call.detach()
+            await self._hangup_quietly(call_id)
+            raise BackendUnavailable(f"ARI event stream lost while ringing: {self.stream.last_error}")
         if not answered:
             call.detach()
             if cause == -1:  # watchdog: Asterisk never reported; make sure nothing is left ringing
@@ -235,6 +311,7 @@ class AsteriskBackend:
     # --- reconnect ------------------------------------------------------------------------------
 
     async def _on_connect(self, reconnected: bool) -> None:
+        await self._check_ari()
         if reconnected:
             await self.reconcile()
 

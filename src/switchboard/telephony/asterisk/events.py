@@ -33,6 +33,8 @@ from switchboard.telephony.asterisk.models import (
 
 log = logging.getLogger(__name__)
 
+MAX_EVENT_BYTES = 8 * 1024 * 1024  # ARI events are small; a runaway message must not take the memory
+
 Handler = Callable[[Event], None]
 
 
@@ -148,6 +150,8 @@ class AriEventStream:
         self.backoff_max = backoff_max
         self.connected = asyncio.Event()
         self.connections = 0
+        self.disconnections = 0  # how often an established stream was lost (originations compare it)
+        self.last_error = "not connected yet"
         self._task: asyncio.Task[None] | None = None
         self._ws: websockets.asyncio.client.ClientConnection | None = None
         self._closing = False
@@ -175,10 +179,11 @@ class AriEventStream:
         while not self._closing:
             try:
                 async with connect(self.url, additional_headers=self._headers, open_timeout=10,
-                                   ping_interval=20, max_size=None) as ws:
+                                   ping_interval=20, ping_timeout=20, max_size=MAX_EVENT_BYTES) as ws:
                     self._ws = ws
                     self.connections += 1
                     reconnected = self.connections > 1
+                    self.last_error = ""
                     self.connected.set()
                     delay = self.backoff_initial
                     log.info("ARI events connected (%s)", "reconnect" if reconnected else "first")
@@ -191,8 +196,15 @@ class AriEventStream:
             except asyncio.CancelledError:
                 raise
             except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
+                self.last_error = f"ARI event stream: {type(exc).__name__}: {exc}"[:300]
                 log.warning("ARI events connection lost: %s", exc)
+            except Exception as exc:  # never let one odd message or library error end the listener
+                self.last_error = f"ARI event stream: {type(exc).__name__}: {exc}"[:300]
+                log.exception("ARI events listener failed; reconnecting")
             finally:
+                if self.connected.is_set():
+                    self.disconnections += 1
+                    self.last_error = self.last_error or "ARI event stream closed"
                 self._ws = None
                 self.connected.clear()
             if self._closing:
@@ -203,10 +215,13 @@ class AriEventStream:
     def _handle(self, message: str | bytes) -> None:
         try:
             data = json.loads(message)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             log.warning("ARI sent a non-JSON message: %.200r", message)
             return
         event = parse_event(data)
         if event.type == "ApplicationReplaced":
             log.error("another client registered ARI application %s: events stop here", self.url)
-        self.router.dispatch(event)
+        try:
+            self.router.dispatch(event)
+        except Exception:  # dispatch isolates handlers; this is the net for the router itself
+            log.exception("ARI event %s could not be dispatched", event.type)

@@ -386,8 +386,7 @@ class AriCall:
             self._events.put_nowait(CallEvent("playback_finished", {"id": playback_id,
                                                                      "state": event.playback.state}))
             if event.playback.state == "failed":
-                await asyncio.sleep(0)  # the hang-up events precede PlaybackFinished(failed)
-                self.hangup_signal.check()
+                await self._hangup_behind_failed_playback()
                 raise CallFailed(f"playback of {media} failed")
             return PlaybackResult(completed=True)
         except asyncio.CancelledError:
@@ -398,6 +397,20 @@ class AriCall:
             finished.cancel()
             if interruptible:
                 self._dtmf_listeners.remove(listener)
+
+    async def _hangup_behind_failed_playback(self) -> None:
+        """A PBX going down fails the playback first and hangs up right after: wait a moment for that
+        hang-up (or find the channel gone) and end as a hang-up, not as `failed:playback`."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.hangup_signal.wait(), min(0.5, self.config.event_grace))
+        self.hangup_signal.check()
+        try:
+            await self.client.get_channel(self.channel_id)
+        except AriError as exc:
+            if exc.not_found or exc.status == 0 or exc.status >= 500:
+                self.hangup_signal.set("normal")
+                self._schedule_teardown("normal")
+                raise CallerHangup("normal") from exc
 
     async def speak(self, text: str, *, language: str | None = None, voice: str | None = None,
                     interruptible: bool = False) -> PlaybackResult:
@@ -494,9 +507,7 @@ class AriCall:
             if snoop_id is not None:
                 await self.drop_leg(snoop_id)
             if not ok:
-                task = asyncio.ensure_future(self._discard_recording(name, finished))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._cleanup(self._discard_recording(name, finished))
 
     async def _collect(self, name: str, dtmf: str) -> Recording:
         """Fetch the stored file, delete it on Asterisk, keep original + normalised copy locally."""
@@ -505,8 +516,15 @@ class AriCall:
         except AriError as exc:
             if not exc.not_found:
                 raise CallFailed(f"record: fetching {name}: {exc.message}") from exc
+            # Not stored (yet): after a gap in the event stream a recording can be taken for finished
+            # before Asterisk has even started it; stop it and delete whatever it leaves behind.
+            self._cleanup(self._discard_recording(name, asyncio.get_running_loop().create_future()))
             return Recording(audio=Audio(b"", 8000), dtmf=dtmf)
-        await self._quiet(self.client.delete_stored_recording(name))
+        try:
+            await self.client.delete_stored_recording(name)
+        except AriError as exc:
+            if not exc.not_found:  # the PBX is busy or restarting: keep trying in the background
+                self._cleanup(self._delete_stored(name))
         folder = self.config.recordings_dir / self.call_id
         original = folder / f"{name}.wav"
 
@@ -521,20 +539,39 @@ class AriCall:
         self.recording_paths.append(str(original))
         return Recording(audio=audio, dtmf=dtmf, path=str(original))
 
+    def _cleanup(self, job: Awaitable[None]) -> None:
+        """Clean-up on Asterisk that outlives the step; the client drains these before it closes."""
+        task = asyncio.ensure_future(job)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        self.client.track(task)
+
     async def _discard_recording(self, name: str, finished: asyncio.Future[Event]) -> None:
         """A recording abandoned (hang-up, failure): let it end, then remove it from Asterisk."""
         await self._quiet(self.client.stop_recording(name))
         with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(finished), 2.0)
-        for _ in range(3):  # the stored file appears when the recording has really ended
+        await self._delete_stored(name)
+
+    async def _delete_stored(self, name: str) -> None:
+        """Delete a stored recording on Asterisk, patiently."""
+        # The stored file appears when the recording has really ended (its RecordingFinished may be
+        # lost with the event stream), and a PBX that is restarting answers nothing for a while:
+        # keep trying for about half a minute so no recording is left on the PBX's disk.
+        missing = 0
+        for delay in (0.5, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0):
             try:
                 await self.client.delete_stored_recording(name)
                 return
             except AriError as exc:
-                if not exc.not_found:
+                if exc.not_found:
+                    missing += 1
+                    if missing > 3:  # it was never stored (the recording did not start)
+                        return
+                elif not (exc.status == 0 or exc.status >= 500):
                     log.warning("could not delete abandoned recording %s: %s", name, exc)
                     return
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(delay)
 
     async def drop_leg(self, channel_id: str) -> None:
         """Hang up one of the call's auxiliary legs (snoop, media, an operator who never joined)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -31,7 +32,8 @@ class SimBackend:
         lambda number, variables: CallerScript(phone=number)
     inbound_callers: list[tuple[float, CallerScript, str]] = field(default_factory=list)  # (at, script, line)
     name: str = "sim"
-    dialed: list[dict[str, str]] = field(default_factory=list)
+    # the last originations (for tests and debugging): bounded, a long campaign must not grow it
+    dialed: deque[dict[str, str]] = field(default_factory=lambda: deque(maxlen=1000))
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
