@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from switchboard import clock
 from switchboard.clock import run_virtual
@@ -25,13 +24,14 @@ from switchboard.engine.operators import Operator, OperatorPool
 from switchboard.engine.services import EngineServices
 from switchboard.flows.registry import ScenarioRegistry
 from switchboard.flows.schema import Scenario
-from switchboard.observability.logging import setup_logging
+from switchboard.observability.logging import setup_from_settings
 from switchboard.settings import Settings
 from switchboard.simulation import DEFAULT_OPERATORS, FlowTestResult, run_flow_test, simulate
 from switchboard.telephony.sim.network import SimNetwork
 from switchboard.telephony.sim.script import CallerFile
 
 if TYPE_CHECKING:
+    from switchboard.dialer.followups import FollowUps
     from switchboard.dialer.loop import Dialer
     from switchboard.panel.outbox import OutboxDeliverer
     from switchboard.store import Store
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 def load_settings_for_cli() -> Settings:
     settings = Settings()
-    setup_logging(settings.log_level, json_lines=settings.log_json)
+    setup_from_settings(settings)
     return settings
 
 
@@ -63,17 +63,22 @@ def build_speech(settings: Settings) -> "SpeechService":
 
 
 def build_engine(settings: Settings, *, speech: "SpeechService | None" = None,
-                 brain: "Brain | None" = None) -> FlowEngine:
+                 brain: "Brain | None" = None, followups: "FollowUps | None" = None) -> FlowEngine:
     """The engine with its services: STT (when audio is on), the intent classifier and the AI
-    personas (LLM when configured, fallback tokens and scripted personas otherwise)."""
+    personas (LLM when configured, fallback tokens and scripted personas otherwise); call backs and
+    tickets go to `followups` (stored and dialed) when given, else stay in memory."""
     from switchboard.brain.services import build_brain
+    from switchboard.engine.callbacks import MemoryCallbacks
 
-    brain = brain or build_brain(settings, transcriber=speech)
+    brain = brain or build_brain(settings, transcriber=speech,
+                                 create_ticket=followups.create_ticket if followups else None,
+                                 schedule_callback=followups.schedule_callback if followups else None)
     services = EngineServices(operators=build_operator_pool(settings), operator_timeout=settings.operator_timeout,
                               operator_caller_id=settings.operator_caller_id,
                               max_steps=settings.max_steps_per_call, transcriber=speech,
                               intents=brain.intents, extras={**brain.engine_extras(), "brain": brain},
-                              default_language=settings.stt_language or None)
+                              default_language=settings.stt_language or None,
+                              callbacks=followups or MemoryCallbacks())
     return FlowEngine(services)
 
 
@@ -188,23 +193,29 @@ async def build_node(settings: Settings, *, speech: "SpeechService | None" = Non
     from switchboard.dialer.alerts import sms_alerter_from_settings
     from switchboard.dialer.compliance import Compliance, CompliancePolicy
     from switchboard.dialer.dialstring import DialStringTemplate
+    from switchboard.dialer.followups import FollowUps
     from switchboard.dialer.health import DialerHealth, HealthAlert
     from switchboard.dialer.limits import bootstrap_lines, build_limiter
     from switchboard.dialer.loop import Dialer
     from switchboard.panel.client import PanelClient
     from switchboard.panel.local import LocalPanel
+    from switchboard.engine.results import ResultCatalog
     from switchboard.panel.outbox import OutboxDeliverer, ResultsOutbox, make_sink
     from switchboard.store import open_store
 
     store = await open_store(settings)
     registry = ScenarioRegistry(settings.scenarios_dir)
-    engine = build_engine(settings, speech=speech)
-    # Each process leases contacts under its own name, so several dialers on one PostgreSQL never
-    # take each other's contacts.
-    local = LocalPanel(store, settings, lease_owner=f"{socket.gethostname()}-{os.getpid()}")
+    catalog = ResultCatalog(registry.all(), default_retry=settings.retry_delay_seconds)
+    engine = build_engine(settings, speech=speech, followups=FollowUps(store, settings))
+    # Each process leases contacts (and call backs) under its own name, so several dialers on one
+    # PostgreSQL never take each other's.
+    owner = f"{socket.gethostname()}-{os.getpid()}"
+    local = LocalPanel(store, settings, lease_owner=owner, results=catalog)
     panel = PanelClient.from_settings(settings) if settings.panel_base_url else local
-    # Submitting a result wakes the deliverer; the poll only picks up what another process left.
-    deliverer = OutboxDeliverer(store, make_sink(settings, store, local=local), poll_interval=60.0)
+    # Submitting a result wakes the deliverer; the poll only picks up what another process left
+    # (on the virtual clock there is no other process: polling through simulated nights is waste).
+    deliverer = OutboxDeliverer(store, make_sink(settings, store, local=local),
+                                poll_interval=900.0 if virtual_clock else 60.0)
     outbox = ResultsOutbox(store, settings, deliverer)
 
     async def tell_panel(alert: HealthAlert) -> None:
@@ -217,11 +228,12 @@ async def build_node(settings: Settings, *, speech: "SpeechService | None" = Non
         settings=settings, panel=panel, store=store, outbox=outbox, registry=registry, engine=engine,
         backend=backend or build_backend(settings, speech=speech, demo=demo, registry=registry),
         limiter=build_limiter(settings, virtual_clock=virtual_clock),
-        compliance=Compliance(CompliancePolicy.from_settings(settings), store.dnc.contains),
+        compliance=Compliance(CompliancePolicy.from_settings(settings, results=catalog), store.dnc.contains),
         health=health,
         abandon=AbandonTracker(wait_limit=settings.abandon_wait_seconds, window=settings.abandon_window_seconds),
         template=DialStringTemplate(settings.dial_string_template),
-        lines=bootstrap_lines(settings))
+        lines=bootstrap_lines(settings), results=catalog, lease_owner=owner,
+        max_poll=1800.0 if virtual_clock else 60.0)
     return Node(settings, store, registry, engine, dialer, deliverer, panel)
 
 
@@ -260,9 +272,11 @@ async def seed_static_contacts(node: Node) -> int:
 async def demo_campaign(settings: Settings, console: Console, *, contacts: int, audio: bool,
                         virtual_clock: bool) -> int:
     """The quick-start job: simulated contacts in the built-in panel's SQLite store, dialed by the
-    real dialer (limits, compliance, outbox) over the simulated phone network, with a progress bar
-    and each call's result as it ends."""
-    from switchboard.demo import demo_contacts
+    real dialer (limits, compliance, call backs, outbox) over the simulated phone network; the
+    terminal tells the story (`demo.DemoStory`), every call is also logged to the log file."""
+    from switchboard.demo import DemoStory, demo_contacts
+    from switchboard.dialer.lines import parse_timezone
+    from switchboard.observability.logging import console_level
 
     registry = ScenarioRegistry(settings.scenarios_dir)
     if not registry.get_names():
@@ -282,34 +296,57 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
     operators = [Operator(o.phone, o.id) for o in DEFAULT_OPERATORS]
     node.engine.services.operators.set_roster(None, "outbound", operators)
     node.engine.services.operators.set_roster(None, "inbound", operators)
+    story = DemoStory(console, tz=parse_timezone(settings.panel_timezone), catalog=node.dialer.catalog)
+    campaign = None
     if external:
         console.print(f"dialing the external panel's contacts ({settings.panel_base_url}) over the simulator")
     else:
+        campaign = await node.store.campaigns.get_or_create(f"demo {datetime.now():%Y-%m-%d %H:%M:%S}",
+                                                            company=settings.company)
         await seed_contacts(node, [(p.phone, p.name, {"behaviour": p.behaviour}) for p in people],
-                            campaign=f"demo {datetime.now():%Y-%m-%d %H:%M:%S}")
+                            campaign=campaign.name)
         await seed_static_contacts(node)
-    tally: dict[str, int] = {}
+    # The bar: every contact this run will dial (the new campaign, static contacts, leftovers of an
+    # interrupted run) plus the new campaign's contacts already on the do-not-call list.
+    open_now = await _open_contacts(node)
+    blocked = (await node.store.contacts.counts_by_status(settings.company,
+                                                          campaign_id=campaign.id)).get("dnc", 0) if campaign else 0
+    total = open_now + blocked
+    console.print(f"demo campaign: {total} contacts{f', {blocked} on the do-not-call list (not called)' if blocked else ''}"
+                  f"; lines {settings.outbound_numbers}; scenarios {', '.join(registry.get_names())}; starts "
+                  f"{story.local(clock.now())} on a {'virtual' if virtual_clock else 'real'} clock", highlight=False)
+
+    async def done() -> int:
+        return total - await _open_contacts(node)
+
+    console_level(logging.WARNING)  # the story is on the terminal; every INFO line is in the log file
     try:
         await node.deliverer.start()
         await node.dialer.start()
-        with Progress(TextColumn("[bold]demo campaign"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console) as progress:
-            task = progress.add_task("calls", total=None)
-
-            def ended(ctx: CallContext) -> None:
-                tally[ctx.result or "unknown"] = tally.get(ctx.result or "unknown", 0) + 1
-                said = ctx.transcripts[0]["text"] if ctx.transcripts else "-"
-                progress.console.print(
-                    f"{clock.now():%a %H:%M} {ctx.remote_number}  {ctx.scenario:<16} [bold]{ctx.result:<22}[/bold]"
-                    f" intent={ctx.intent or '-':<8} said: {said}", highlight=False)
-                progress.advance(task)
-
-            node.dialer.on_call_end = ended
-            await node.dialer.run(until_idle=True)
+        story.start(total, done)
+        node.dialer.on_call_end = story.call_ended
+        await node.dialer.run(until_idle=True)
+        await node.deliverer.flush(timeout=10.0)
+        await story.refresh()
     finally:
+        story.stop()
+        console_level(logging.NOTSET)
         await node.close()
-    console.print("results: " + ", ".join(f"{k}={v}" for k, v in sorted(tally.items())), highlight=False)
+    log_file = settings.resolved_log_file()
+    story.summary(log_file=str(log_file) if log_file else None, web_console=_has_web_console(),
+                  panel_url=f"http://{settings.panel_host}:{settings.panel_port}")
     return 0
+
+
+async def _open_contacts(node: Node) -> int:
+    counts = await node.store.contacts.counts_by_status(node.settings.company)
+    return counts.get("pending", 0) + counts.get("leased", 0)
+
+
+def _has_web_console() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("switchboard.web") is not None
 
 
 def run_main(settings: Settings, console: Console, *, contacts: int | None = None, wall_clock: bool = False,
@@ -326,13 +363,23 @@ def run_main(settings: Settings, console: Console, *, contacts: int | None = Non
 
 
 def demo_start(settings: Settings) -> datetime:
-    """The demo's virtual clock starts at 10:00 today in the panel's time zone (inside calling
-    hours), so the quick start shows calls whatever the time of day."""
+    """10:00 in the contacts' zone (inside calling hours) on the first day after anything an earlier
+    run on the same data recorded, so a second run continues the story."""
+    from switchboard.demo import demo_day_start
     from switchboard.dialer.lines import parse_timezone
 
-    tz = parse_timezone(settings.panel_timezone)
-    local = datetime.now(tz).replace(hour=10, minute=0, second=0, microsecond=0)
-    return local.astimezone(timezone.utc)
+    return demo_day_start(asyncio.run(_last_activity(settings)), parse_timezone(settings.panel_timezone),
+                          datetime.now(timezone.utc))
+
+
+async def _last_activity(settings: Settings) -> datetime | None:
+    from switchboard.store import open_store
+
+    store = await open_store(settings)
+    try:
+        return await store.calls.last_activity(company=settings.company)
+    finally:
+        await store.close()
 
 
 async def serve(settings: Settings, console: Console) -> int:

@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     logs_dir: Path = Path("logs")
     log_level: str = "INFO"
     log_json: bool = False
+    log_file: str = ""  # rotating log file; empty = LOGS_DIR/app.log, "off" = terminal only
+    log_file_max_bytes: int = 10_000_000  # rotate after this size
+    log_file_backups: int = 5  # rotated files kept (app.log.1 ... app.log.5)
+    log_mask_phones: bool = True  # phone numbers in logs as 0912***6789; false logs them whole
+    log_max_line: int = 2000  # characters of one log message (longer ones are cut, marked)
     company: str = "default"
     telephony_backend: str = "sim"  # sim | asterisk | twilio | webrtc
     max_steps_per_call: int = 200
@@ -63,6 +68,7 @@ class Settings(BaseSettings):
     abandon_window_seconds: int = 86400  # rolling window of the per-campaign abandon rate
     daily_attempts_per_contact: int = 2
     fail_alert_threshold: int = 5
+    call_now_wait_seconds: float = 10.0  # POST /api/v1/calls waits this long for a free line
 
     # --- alerts ---------------------------------------------------------------------------------
     sms_admins: str = ""
@@ -146,6 +152,11 @@ class Settings(BaseSettings):
 
     # --- metrics --------------------------------------------------------------------------------
     metrics_enabled: bool = True
+
+    def resolved_log_file(self) -> Path | None:
+        if self.log_file.strip().lower() in ("off", "none", "-"):
+            return None
+        return Path(self.log_file) if self.log_file.strip() else self.logs_dir / "app.log"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

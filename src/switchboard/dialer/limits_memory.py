@@ -69,11 +69,15 @@ class _LineState:
 class _ScenarioState:
     active: set[str] = field(default_factory=set)
     minute: deque[float] = field(default_factory=deque)
+    day: str = ""
+    day_count: int = 0
 
-    def prune(self, now: float) -> None:
+    def prune(self, now: float, date: str = "") -> None:
         cutoff = now - MINUTE + EPS
         while self.minute and self.minute[0] <= cutoff:
             self.minute.popleft()
+        if date and date != self.day:
+            self.day, self.day_count = date, 0
 
 
 class MemoryLineLimiter:
@@ -118,9 +122,12 @@ class MemoryLineLimiter:
         reason = ""
         scen_state = self._scenario(scenario.name) if scenario is not None and scenario.limited else None
         if scenario is not None and scen_state is not None:
-            scen_state.prune(t)
+            scen_state.prune(t, date)
             if scenario.max_concurrent is not None and len(scen_state.active) >= scenario.max_concurrent:
                 global_wait, reason = None, f"scenario {scenario.name} at its concurrent limit"
+            elif scenario.per_day is not None and scen_state.day_count >= scenario.per_day:
+                global_wait = day_left + MIN_WAIT
+                reason = f"scenario {scenario.name} at its per-day limit"
             elif scenario.per_minute is not None and len(scen_state.minute) >= scenario.per_minute:
                 global_wait = max(scen_state.minute[0] + MINUTE - t, MIN_WAIT)
                 reason = f"scenario {scenario.name} at its per-minute limit"
@@ -158,6 +165,7 @@ class MemoryLineLimiter:
             if scen_state is not None:
                 scen_state.active.add(token)
                 scen_state.minute.append(t)
+                scen_state.day_count += 1
             self.bucket.take(t)
             return Grant(
                 line=line,

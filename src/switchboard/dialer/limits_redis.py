@@ -9,7 +9,7 @@ Keys (under `{prefix}`, hash-tagged so a Redis Cluster keeps them in one slot):
   line:{id}:inwait   ZSET token -> heartbeat      inbound callers waiting (they block outbound)
   line:{id}:minute   ZSET token -> start time     sliding 60 s window
   line:{id}:day:{d}  counter for local date d     expires a day after d ends
-  scn:{name}:active / scn:{name}:minute            per-scenario limits
+  scn:{name}:active / scn:{name}:minute / scn:{name}:day:{d}   per-scenario limits
   bucket             theoretical arrival time      global originations per second (GCRA)
 A crashed process's slots expire with their lease (`lease_seconds`), so they never leak forever.
 """
@@ -43,6 +43,7 @@ local sc_conc = tonumber(ARGV[7])
 local sc_min = tonumber(ARGV[8])
 local n = tonumber(ARGV[9])
 local day_left = tonumber(ARGV[10])
+local sc_day = tonumber(ARGV[11])
 local eps = 1e-6
 local min_wait = 1e-3
 local now_fmt = string.format('%.6f', now)
@@ -50,12 +51,15 @@ local cutoff = string.format('%.6f', now - 60 + eps)
 
 local gwait = 0
 local reason = ''
-if sc_conc >= 0 or sc_min >= 0 then
+if sc_conc >= 0 or sc_min >= 0 or sc_day >= 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_fmt)
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', cutoff)
   if sc_conc >= 0 and redis.call('ZCARD', KEYS[2]) >= sc_conc then
     gwait = -1
     reason = 'scenario at its concurrent limit'
+  elseif sc_day >= 0 and tonumber(redis.call('GET', KEYS[4]) or '0') >= sc_day then
+    gwait = day_left + min_wait
+    reason = 'scenario at its per-day limit'
   elseif sc_min >= 0 and redis.call('ZCARD', KEYS[3]) >= sc_min then
     local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
     gwait = math.max(tonumber(oldest[2]) + 60 - now, min_wait)
@@ -83,8 +87,8 @@ local bk1 = 0
 local bk2 = 0
 local minwait = -1
 for i = 0, n - 1 do
-  local ka, kw, km, kd = KEYS[4 + i * 4], KEYS[5 + i * 4], KEYS[6 + i * 4], KEYS[7 + i * 4]
-  local mc, pm, pd = tonumber(ARGV[11 + i * 3]), tonumber(ARGV[12 + i * 3]), tonumber(ARGV[13 + i * 3])
+  local ka, kw, km, kd = KEYS[5 + i * 4], KEYS[6 + i * 4], KEYS[7 + i * 4], KEYS[8 + i * 4]
+  local mc, pm, pd = tonumber(ARGV[12 + i * 3]), tonumber(ARGV[13 + i * 3]), tonumber(ARGV[14 + i * 3])
   redis.call('ZREMRANGEBYSCORE', ka, '-inf', now_fmt)
   redis.call('ZREMRANGEBYSCORE', kw, '-inf', now_fmt)
   redis.call('ZREMRANGEBYSCORE', km, '-inf', cutoff)
@@ -111,7 +115,7 @@ for i = 0, n - 1 do
 end
 
 if gwait == 0 and best >= 0 then
-  local ka, km, kd = KEYS[4 + best * 4], KEYS[6 + best * 4], KEYS[7 + best * 4]
+  local ka, km, kd = KEYS[5 + best * 4], KEYS[7 + best * 4], KEYS[8 + best * 4]
   redis.call('ZADD', ka, lease_until, token)
   redis.call('EXPIRE', ka, lease_secs)
   redis.call('ZADD', km, now_s, token)
@@ -125,6 +129,10 @@ if gwait == 0 and best >= 0 then
   if sc_min >= 0 then
     redis.call('ZADD', KEYS[3], now_s, token)
     redis.call('EXPIRE', KEYS[3], 120)
+  end
+  if sc_day >= 0 then
+    redis.call('INCR', KEYS[4])
+    redis.call('EXPIRE', KEYS[4], math.ceil(day_left) + 86400)
   end
   if interval > 0 then
     local base = now
@@ -230,7 +238,7 @@ class RedisLineLimiter:
         token = uuid.uuid4().hex
         limited = scenario is not None and scenario.limited
         scen = f"{self._base}:scn:{scenario.name if scenario else '-'}"
-        keys = [f"{self._base}:bucket", f"{scen}:active", f"{scen}:minute"]
+        keys = [f"{self._base}:bucket", f"{scen}:active", f"{scen}:minute", f"{scen}:day:{date}"]
         args: list[str | int] = [
             _num(now),
             token,
@@ -242,6 +250,7 @@ class RedisLineLimiter:
             scenario.per_minute if limited and scenario and scenario.per_minute is not None else -1,
             len(lines),
             _num(day_left),
+            scenario.per_day if limited and scenario and scenario.per_day is not None else -1,
         ]
         for line in lines:
             keys.extend(self._line_keys(line, date))

@@ -55,10 +55,11 @@ class ScenarioLimit:
     name: str
     per_minute: int | None = None
     max_concurrent: int | None = None
+    per_day: int | None = None  # originations per local day (the limiter's time zone)
 
     @property
     def limited(self) -> bool:
-        return self.per_minute is not None or self.max_concurrent is not None
+        return self.per_minute is not None or self.max_concurrent is not None or self.per_day is not None
 
 
 @dataclass(frozen=True, slots=True)

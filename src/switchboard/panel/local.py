@@ -10,7 +10,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from datetime import datetime, timedelta
+
 from switchboard import clock
+from switchboard.engine.results import ResultCatalog
 from switchboard.panel.client import DeliveryOutcome
 from switchboard.panel.contract import (
     AgentRef,
@@ -27,7 +30,7 @@ from switchboard.panel.contract import (
 )
 from switchboard.phones import try_normalize
 from switchboard.settings import Settings
-from switchboard.store import LineSpec, ReportedResult, RetryPolicy, Store, default_retry_policy
+from switchboard.store import LineSpec, ReportedResult, RetryDecision, RetryPolicy, Store
 from switchboard.store.models import Operator, OutboundLine
 from switchboard.store.models import ScenarioRegistration as ScenarioRow
 from switchboard.store.reports import ApplyOutcome
@@ -44,6 +47,7 @@ class LocalPanel:
         settings: Settings,
         *,
         retry_policy: RetryPolicy | None = None,
+        results: ResultCatalog | None = None,
         lease_owner: str = "builtin-panel",
         lease_seconds: float = 1800.0,
         roster_ttl: float = 1.0,
@@ -51,7 +55,10 @@ class LocalPanel:
         self.store = store
         self.settings = settings
         self.company = settings.company
-        self.retry_policy = retry_policy or default_retry_policy(settings.retry_delay_seconds)
+        # What each reported result means (built in, or declared by a scenario): final, or due
+        # again after its delay. An explicit `retry_policy` (tests) replaces it.
+        self.results = results or ResultCatalog(default_retry=settings.retry_delay_seconds)
+        self.retry_policy = retry_policy
         self.lease_owner = lease_owner
         self.lease_seconds = lease_seconds
         self.roster_ttl = roster_ttl
@@ -158,6 +165,30 @@ class LocalPanel:
         self.invalidate_roster()
         return DeliveryOutcome(True, 200)
 
+    def _policy(self, scenario: str | None, callback: bool) -> RetryPolicy:
+        if self.retry_policy is not None and not callback:
+            return self.retry_policy
+        results = self.results
+
+        def decide(result: str, attempts: int, max_attempts: int, at: datetime) -> RetryDecision:
+            # A call back's own retries are the dialer's (the call back row): the contact stays done.
+            delay = results.retry_delay(result, scenario)
+            if callback or delay is None or attempts >= max_attempts:
+                return RetryDecision(final=True)
+            return RetryDecision(final=False, next_attempt_at=at + timedelta(seconds=delay))
+
+        return decide
+
+    async def _scenario_name(self, report: ReportResultRequest, company: str) -> str | None:
+        """The scenario a report concerns: its `scenario` field (older bodies), else the name of the
+        panel's scenario id."""
+        if report.scenario:
+            return report.scenario
+        if report.scenario_id is None:
+            return None
+        roster = await self._roster(company)
+        return next((s.name for s in roster["active_scenarios"] if str(s.id) == str(report.scenario_id)), None)
+
     async def apply_report(self, report: ReportResultRequest, idempotency_key: str) -> ApplyOutcome:
         number_id: int | None = None
         if report.number_id is not None:
@@ -170,13 +201,13 @@ class LocalPanel:
             idempotency_key,
             ReportedResult(
                 company=report.company,
-                status=report.status,
+                status=report.outcome or report.status,
                 number_id=number_id,
                 phone_e164=phone.e164 if phone else None,
                 reason=report.reason,
                 attempted_at=report.attempted_at,
             ),
-            policy=self.retry_policy,
+            policy=self._policy(await self._scenario_name(report, report.company), report.callback_id is not None),
             default_max_attempts=self.settings.max_attempts,
         )
 

@@ -107,10 +107,12 @@ class ContactsRepo(Repository):
         async with self.sessions() as s:
             return await s.scalar(stmt)
 
-    async def counts_by_status(self, company: str | None = None) -> dict[str, int]:
+    async def counts_by_status(self, company: str | None = None, *, campaign_id: int | None = None) -> dict[str, int]:
         stmt = select(Contact.status, func.count()).group_by(Contact.status)
         if company is not None:
             stmt = stmt.where(Contact.company == company)
+        if campaign_id is not None:
+            stmt = stmt.where(Contact.campaign_id == campaign_id)
         async with self.sessions() as s:
             return {status: int(n) for status, n in (await s.execute(stmt)).all()}
 
