@@ -391,6 +391,13 @@ async def serve(settings: Settings, console: Console) -> int:
 
     from switchboard.panel.server import create_panel_app
 
+    if settings.telephony_backend == "asterisk":
+        from switchboard.doctor import check_ari
+
+        ari = await check_ari(settings, timeout=min(settings.ari_timeout, 5.0))
+        if not ari.ok:  # one line naming the setting, not a traceback after a long timeout
+            console.print(f"[red]{ari.line()}[/red]", highlight=False)
+            return 1
     speech = build_speech(settings)
     await speech.warm_up()
     node = await build_node(settings, speech=speech)
@@ -406,8 +413,12 @@ async def serve(settings: Settings, console: Console) -> int:
             await node.close()
             return 1
     brain = node.engine.services.extras.get("brain")
+    from switchboard.panel.local import LocalPanel
+
+    local = node.panel if isinstance(node.panel, LocalPanel) else LocalPanel(node.store, settings,
+                                                                             results=node.dialer.catalog)
     app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names, dialer=node.dialer,
-                           routers=[brain.router()] if brain is not None else [])
+                           local=local, routers=[brain.router()] if brain is not None else [])
     if settings.metrics_enabled:
         from switchboard.observability.metrics import asgi_app
 
@@ -419,7 +430,13 @@ async def serve(settings: Settings, console: Console) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await node.deliverer.start()
-    await node.dialer.start()
+    try:
+        await node.dialer.start()
+    except Exception as exc:  # e.g. the ARI WebSocket refused after the probe passed
+        console.print(f"[red]could not start the dialer on {settings.telephony_backend}: "
+                      f"{type(exc).__name__}: {exc}[/red]", highlight=False)
+        await node.close()
+        return 1
     tasks = [asyncio.create_task(server.serve()), asyncio.create_task(node.dialer.run())]
     if brain is not None:  # proposals for persona/strategy changes, applied only after approval
         from switchboard.brain.services import apply_approved_versions
@@ -435,6 +452,74 @@ async def serve(settings: Settings, console: Console) -> int:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    return 0
+
+
+def call_number(settings: Settings, console: Console, number: str, *, scenario: str | None, persona: str | None,
+                name: str | None, fields: dict[str, str], url: str | None) -> int:
+    """`switchboard call`: through the running node's API when one answers, else from this process
+    (the simulator on the virtual clock, or the configured PBX)."""
+    import httpx
+
+    base = (url or f"http://{settings.panel_host}:{settings.panel_port}").rstrip("/")
+    token = settings.builtin_panel_token.get_secret_value()
+    body = {"phone": number, "scenario": scenario, "persona": persona, "name": name, "fields": fields}
+    try:
+        resp = httpx.post(f"{base}/api/v1/calls", json={k: v for k, v in body.items() if v not in (None, {})},
+                          headers={"Authorization": f"Bearer {token}"} if token else {}, timeout=60)
+    except httpx.ConnectError:
+        if url:
+            console.print(f"[red]no Switchboard answers at {base}[/red]")
+            return 1
+        console.print(f"no Switchboard running at {base}: calling from this process", highlight=False)
+        coro = _call_in_process(settings, console, number, scenario=scenario, persona=persona, name=name,
+                                fields=fields)
+        return run_virtual(coro, real_grace=0.005) if settings.telephony_backend == "sim" else asyncio.run(coro)
+    if resp.status_code == 202:
+        data = resp.json()
+        console.print(f"call {data['call_id']}: {data['scenario']} to {data['phone']} on line {data['line']} "
+                      f"(follow it: switchboard calls --phone {data['phone']})", highlight=False)
+        return 0
+    try:
+        detail = resp.json().get("detail")
+    except ValueError:
+        detail = resp.text[:300]
+    console.print(f"[red]not called (HTTP {resp.status_code}): {detail}[/red]", highlight=False)
+    return 1
+
+
+async def _call_in_process(settings: Settings, console: Console, number: str, *, scenario: str | None,
+                           persona: str | None, name: str | None, fields: dict[str, str]) -> int:
+    from switchboard.dialer.loop import CallRefused
+
+    speech = None
+    if settings.telephony_backend != "sim":
+        speech = build_speech(settings)
+        await speech.warm_up()
+    elif not settings.outbound_numbers:
+        settings = settings.model_copy(update={"outbound_numbers": DEMO_LINES})
+    node = await build_node(settings, speech=speech, virtual_clock=settings.telephony_backend == "sim")
+    if settings.telephony_backend == "sim":
+        operators = [Operator(o.phone, o.id) for o in DEFAULT_OPERATORS]
+        node.engine.services.operators.set_roster(None, "outbound", operators)
+    try:
+        await node.deliverer.start()
+        await node.dialer.start()
+        try:
+            placed = await node.dialer.call_now(number, scenario=scenario, persona=persona, name=name,
+                                                attributes=fields, wait=settings.call_now_wait_seconds)
+        except CallRefused as exc:
+            console.print(f"[red]not called: {exc.reason}[/red]", highlight=False)
+            return 1
+        console.print(f"call {placed.call_id}: {placed.scenario} to {placed.phone} on line {placed.line}",
+                      highlight=False)
+        await node.dialer.wait_calls()
+        row = await node.store.calls.get(placed.call_id)
+        if row is not None:
+            console.print(f"result: {row.result} ({row.reason or node.dialer.catalog.get(row.result).display_name})",
+                          highlight=False)
+    finally:
+        await node.close()
     return 0
 
 
@@ -463,9 +548,14 @@ async def serve_panel(settings: Settings, console: Console) -> int:
     from switchboard.panel.server import create_panel_app
     from switchboard.store import open_store
 
+    from switchboard.engine.results import ResultCatalog
+    from switchboard.panel.local import LocalPanel
+
     store = await open_store(settings)
     registry = ScenarioRegistry(settings.scenarios_dir)
-    app = create_panel_app(store, settings, list_scenarios=registry.get_names)
+    catalog = ResultCatalog(registry.all(), default_retry=settings.retry_delay_seconds)
+    app = create_panel_app(store, settings, list_scenarios=registry.get_names,
+                           local=LocalPanel(store, settings, results=catalog))
     if settings.metrics_enabled:
         from switchboard.observability.metrics import asgi_app
 

@@ -198,6 +198,11 @@ class Dialer:
             await asyncio.wait(set(self._calls), timeout=timeout)
         await self.backend.stop()
 
+    async def wait_calls(self) -> None:
+        """Until every call in progress has ended (and its result is recorded)."""
+        while self._calls:
+            await asyncio.wait(set(self._calls))
+
     @property
     def active_calls(self) -> int:
         return len(self._calls)

@@ -280,6 +280,16 @@ class CallsRepo(Repository):
             out.last_delivered = status != "pending"
         return out
 
+    async def count_by_result(self, *, company: str | None = None, since: datetime | None = None,
+                              until: datetime | None = None) -> list[tuple[str | None, str, int]]:
+        """(scenario, result, calls) for finished calls that were dialed or answered (reports)."""
+        conds = [*_filters(company, None, None, None, since, until), CallRecord.result.is_not(None),
+                 CallRecord.line.is_not(None)]
+        stmt = (select(CallRecord.scenario, CallRecord.result, func.count())
+                .where(*conds).group_by(CallRecord.scenario, CallRecord.result))
+        async with self.sessions() as s:
+            return [(scenario, result, int(n)) for scenario, result, n in (await s.execute(stmt)).all()]
+
     async def last_activity(self, *, company: str | None = None) -> datetime | None:
         """When the last recorded call started or ended (None: no calls yet)."""
         conds = [] if company is None else [CallRecord.company == company]
