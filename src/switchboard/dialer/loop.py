@@ -46,7 +46,8 @@ from switchboard.telephony.call import Call, DialOutcome
 
 log = logging.getLogger(__name__)
 calls_log = logging.getLogger("switchboard.calls")  # one INFO line per placed call and per result
-SKEW_WARNING_SECONDS = 60.0  # the panel's server_time this far from ours is worth a warning
+SKEW_WARNING_SECONDS = 60.0
+CALLBACK_CHECK_SECONDS = 5.0  # while working through a batch, look for due call backs this often  # the panel's server_time this far from ours is worth a warning
 
 # Inbound calls whose scenario has no inbound flow (or when no scenario takes inbound calls) go
 # straight to an inbound operator.
@@ -132,6 +133,7 @@ class Dialer:
     _roster_seen: tuple[Any, ...] | None = None
     _skew_warned: tuple[float, float] | None = None  # (skew, when) of the last clock-skew warning
     _allowed: bool = True  # the panel's last call_allowed
+    _callbacks_checked: float = float("-inf")
     _personas: dict[str, Scenario] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -241,6 +243,8 @@ class Dialer:
                 if self._stop.is_set():
                     await self._give_back(number, None)
                     continue
+                if self._allowed and clock.monotonic() - self._callbacks_checked >= CALLBACK_CHECK_SECONDS:
+                    await self._dial_due_callbacks()  # a call back due meanwhile goes before the rest
                 await self._dial(number)
         if until_idle and self._calls:
             await asyncio.wait(set(self._calls))
@@ -337,6 +341,7 @@ class Dialer:
     # --- call backs ------------------------------------------------------------------------------
     async def _dial_due_callbacks(self) -> int:
         """Dial the call backs that are due, highest priority first (before the batch's contacts)."""
+        self._callbacks_checked = clock.monotonic()
         if self._stop.is_set() or self.health.paused:
             return 0
         rows = await self.store.callbacks.lease_due(self.lease_owner, self.settings.batch_size,
@@ -463,7 +468,9 @@ class Dialer:
         common = dict(phone=number.e164, timezone=zone, recent_attempts=history.recent_attempts,
                       last_abandoned_at=self._abandoned_at.get(number.e164))
         if callback is not None:
-            # A call back has its own attempts; its due time already holds any retry delay.
+            # A call back has its own attempts; its due time already holds any retry delay, and the
+            # caller was told to expect it: the lock-out after an abandoned call does not apply.
+            common["last_abandoned_at"] = None
             return ContactState(attempts=callback.attempts, **common), False  # type: ignore[arg-type]
         last = history.last_result
         if last is not None and self.catalog.retry_delay(last, history.last_scenario) is None:
@@ -539,7 +546,7 @@ class Dialer:
             else:
                 await self.health.record_success("trunk")
                 self.stats.answered += 1
-                ctx = await self._run_flow(dialed.call, scenario, contact, campaign=scenario.name)
+                ctx = await self._run_flow(dialed.call, scenario, contact, campaign=scenario.name, call_id=call_id)
         except Exception as exc:  # a broken call must never stop the dialer
             log.exception("outbound call %s failed", call_id)
             if ctx is None:
@@ -553,8 +560,12 @@ class Dialer:
         await self._submit(ctx, data, number=number, attempted_at=attempted_at, line=line, callback=callback)
 
     async def _run_flow(self, call: Call, scenario: Scenario, contact: dict[str, Any], *,
-                        campaign: str) -> CallContext:
+                        campaign: str, call_id: str) -> CallContext:
         ctx = self.engine.new_context(call, scenario, contact)
+        # One id for the call everywhere (calls table, logs, tickets and call backs it creates);
+        # the backend's own id (ARI channel, sim call) is kept beside it.
+        ctx.variables["backend_call_id"] = ctx.call_id
+        ctx.call_id = call_id
         if call.direction == "outbound":
             self.abandon.answered(campaign)
 
@@ -665,7 +676,8 @@ class Dialer:
                 await self.store.calls.start(data)
                 metrics.ACTIVE_CALLS.labels("inbound").inc()
                 try:
-                    ctx = await self._run_flow(call, scenario, {"phone": call.remote_number}, campaign="inbound")
+                    ctx = await self._run_flow(call, scenario, {"phone": call.remote_number}, campaign="inbound",
+                                               call_id=data.id)
                 finally:
                     metrics.ACTIVE_CALLS.labels("inbound").dec()
         except Exception as exc:
