@@ -92,6 +92,7 @@ class MemoryLineLimiter:
         self._scenarios: dict[str, _ScenarioState] = {}
         self._released = asyncio.Event()
         self._tokens = itertools.count(1)
+        self._taken: dict[str, tuple[float, str]] = {}  # outbound token -> (start, local date): refunds
 
     def _line(self, line: OutboundLine) -> _LineState:
         state = self._lines.get(line.id)
@@ -167,6 +168,7 @@ class MemoryLineLimiter:
                 scen_state.minute.append(t)
                 scen_state.day_count += 1
             self.bucket.take(t)
+            self._taken[token] = (t, date)
             return Grant(
                 line=line,
                 token=token,
@@ -208,7 +210,25 @@ class MemoryLineLimiter:
     async def release(self, grant: Grant) -> None:
         self.release_now(grant)
 
+    async def refund(self, grant: Grant) -> None:
+        taken = self._taken.pop(grant.token, None)
+        state = self._lines.get(grant.line.id)
+        if taken is not None and state is not None and grant.token in state.active:
+            t, date = taken
+            if t in state.minute:
+                state.minute.remove(t)
+            if state.day == date:
+                state.day_count = max(0, state.day_count - 1)
+            scen = self._scenarios.get(grant.scenario) if grant.scenario is not None else None
+            if scen is not None:
+                if t in scen.minute:
+                    scen.minute.remove(t)
+                if scen.day == date:
+                    scen.day_count = max(0, scen.day_count - 1)
+        self.release_now(grant)
+
     def release_now(self, grant: Grant) -> None:
+        self._taken.pop(grant.token, None)
         state = self._lines.get(grant.line.id)
         if state is None or grant.token not in state.active:
             return

@@ -130,7 +130,7 @@ if gwait == 0 and best >= 0 then
     redis.call('ZADD', KEYS[3], now_s, token)
     redis.call('EXPIRE', KEYS[3], 120)
   end
-  if sc_day >= 0 then
+  if sc_conc >= 0 or sc_min >= 0 or sc_day >= 0 then
     redis.call('INCR', KEYS[4])
     redis.call('EXPIRE', KEYS[4], math.ceil(day_left) + 86400)
   end
@@ -145,6 +145,19 @@ if reason == '' then reason = 'no line can take a call now' end
 local wait = -1
 if gwait >= 0 and minwait >= 0 then wait = math.max(gwait, minwait) end
 return {0, tostring(wait), reason}
+"""
+
+_REFUND = """
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
+if removed == 1 then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  if tonumber(redis.call('GET', KEYS[3]) or '0') > 0 then redis.call('DECR', KEYS[3]) end
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  redis.call('ZREM', KEYS[5], ARGV[1])
+  if tonumber(redis.call('GET', KEYS[6]) or '0') > 0 then redis.call('DECR', KEYS[6]) end
+end
+redis.call('PUBLISH', KEYS[7], ARGV[2])
+return removed
 """
 
 _ACQUIRE_INBOUND = """
@@ -209,6 +222,7 @@ class RedisLineLimiter:
         self._acquire_out = client.register_script(_ACQUIRE_OUTBOUND)
         self._acquire_in = client.register_script(_ACQUIRE_INBOUND)
         self._load = client.register_script(_LOAD)
+        self._refund = client.register_script(_REFUND)
         self._released = asyncio.Event()
         self._channel = f"{prefix}:released"
         self._id = uuid.uuid4().hex  # our own releases are signalled locally; skip their echo
@@ -313,6 +327,18 @@ class RedisLineLimiter:
                     pipe.zrem(f"{self._base}:scn:{grant.scenario}:active", grant.token)
                 pipe.publish(self._channel, self._id)
                 await pipe.execute()
+        self._signal()
+
+    async def refund(self, grant: Grant) -> None:
+        """One script: the slot, its minute-window entry and its day count (line and scenario) are
+        taken back, only if the slot was still held (so a refund after a release does nothing)."""
+        date, _ = day_key(grant.at, self.tz)
+        line = f"{self._base}:line:{grant.line.id}"
+        scen = f"{self._base}:scn:{grant.scenario or '-'}"
+        keys = [f"{line}:active", f"{line}:minute", f"{line}:day:{date}", f"{scen}:active", f"{scen}:minute",
+                f"{scen}:day:{date}", self._channel]
+        with clock.real_io():
+            await self._refund(keys=keys, args=[grant.token, self._id])
         self._signal()
 
     def _signal(self) -> None:

@@ -108,6 +108,11 @@ class LineLimiter(Protocol):
         """Give the slot back at call end. Idempotent."""
         ...
 
+    async def refund(self, grant: Grant) -> None:
+        """Give back a slot that was never used (nothing was dialed): as if it had not been taken,
+        so it counts toward no minute or day limit. Idempotent."""
+        ...
+
     async def wait_for_release(self, timeout: float | None) -> None:
         """Return when some slot may have been released, or after `timeout` seconds."""
         ...

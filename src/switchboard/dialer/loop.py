@@ -403,9 +403,9 @@ class Dialer:
         if grant.at > checked_at:
             # Waiting for a line can take long (a line's day limit waits for midnight): what was
             # compliant then (calling hours, DNC, a pause) may not be now. Check again; a slot
-            # taken in vain is handed back unused.
+            # taken in vain is handed back unused (refunded: it counts toward no limit).
             if self.health.paused or not await self._compliant(number, scenario, profile, grant.at, callback):
-                await self.limiter.release(grant)
+                await self.limiter.refund(grant)
                 if self.health.paused:
                     await self._give_back(number, None, callback)
                 return
