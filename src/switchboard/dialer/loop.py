@@ -19,7 +19,7 @@ from typing import Any
 from switchboard import clock
 from switchboard.dialer.abandon import AbandonEvent, AbandonTracker
 from switchboard.dialer.compliance import Compliance, ContactState, Never, NotBefore
-from switchboard.dialer.dialstring import DialStringTemplate
+from switchboard.dialer.dialstring import DialStringTemplate, dialable
 from switchboard.dialer.health import DialerHealth
 from switchboard.dialer.lines import LineLimiter, LineLimits, OutboundLine, ScenarioLimit
 from switchboard.dialer.selection import acquire_line
@@ -809,9 +809,7 @@ class Dialer:
         return mask_phone(phone) if self.settings.log_mask_phones else phone
 
     def _dialable(self, number: BatchNumber) -> str:
-        """The customer's number as the trunk dials it nationally (`09121234567` in Iran)."""
-        parsed = try_normalize(number.e164, self.settings.default_region)
-        return parsed.national_dialing if parsed is not None else number.e164
+        return dialable(number.e164, self.settings.default_region)
 
     async def _provider_failed(self, kind: str, reason: str) -> None:
         """A provider (STT, LLM, trunk) failed: counts toward the failure threshold."""
