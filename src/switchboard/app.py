@@ -539,6 +539,17 @@ async def import_contacts_file(settings: Settings, path: Path, campaign: str | N
     return 0 if report.imported or not report.errors else 1
 
 
+def run_server_loop(coro):  # type: ignore[no-untyped-def]
+    """Run a server coroutine on uvloop when it is installed (a faster event loop for HTTP-only
+    processes such as `switchboard panel`), else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
 async def serve_panel(settings: Settings, console: Console) -> int:
     """The built-in panel alone over HTTP, until interrupted."""
     import signal

@@ -167,7 +167,7 @@ def panel() -> None:
     from switchboard import app as composition
 
     settings = composition.load_settings_for_cli()
-    raise typer.Exit(asyncio.run(composition.serve_panel(settings, console)))
+    raise typer.Exit(composition.run_server_loop(composition.serve_panel(settings, console)))
 
 
 # --- campaigns: doctor, recent calls, call now -----------------------------------------------------
