@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import random
 import time
 import uuid
@@ -47,16 +48,22 @@ DURATION = (20.0, 180.0)  # uniform call length in seconds; mean 100 s
 
 
 def many_lines(n: int, contacts: int) -> list[OutboundLine]:
-    """`n` lines cycling through the mixed limits below, with day limits sized so `contacts` fit in
-    one calling day (one line in ten stays day-bound)."""
+    """`n` lines cycling through the mixed limits below. For more than the ten base lines, their
+    concurrency and per-minute limits are scaled so `contacts` fit in about ten hours (one calling
+    day) and day limits sized to match (one line in ten stays day-bound)."""
     base = mixed_lines()
+    if n <= len(base):
+        return base[:n]
+    mean = sum(DURATION) / 2
+    base_rate = sum(line_rate(base[i % len(base)], mean) for i in range(n))
+    scale = max(1, math.ceil(contacts / (10 * 3600) / base_rate))
     day = max(400, int(contacts / n * 1.5))
     out = []
     for i in range(n):
         limits = base[i % len(base)].limits
-        per_day = limits.per_day if n <= len(base) else (max(50, day // 4) if i % 10 == 5 else day)
-        out.append(OutboundLine(f"line{i}", f"+98219{i:06d}", limits=LineLimits(limits.max_concurrent,
-                                                                                limits.per_minute, per_day)))
+        per_day = max(50, day // 4) if i % 10 == 5 else day
+        out.append(OutboundLine(f"line{i}", f"+98219{i:06d}", limits=LineLimits(
+            limits.max_concurrent * scale, limits.per_minute * scale, per_day)))
     return out
 
 

@@ -115,7 +115,7 @@ def test_json_lines_carry_the_call_id(tmp_path: Path, capsys: pytest.CaptureFixt
     sblog.setup_logging("INFO", json_lines=True, log_file=tmp_path / "app.log")
 
     async def one_call(call_id: str) -> None:
-        sblog.call_id_var.set(call_id)
+        sblog.CALL_ID.set(call_id)
         await asyncio.sleep(0)
         logging.getLogger("switchboard.calls").info("inside %s", call_id)
 

@@ -29,7 +29,7 @@ from switchboard.engine.engine import FlowEngine
 from switchboard.engine.operators import Operator
 from switchboard.engine.results import ResultCatalog
 from switchboard.observability import metrics
-from switchboard.observability.logging import call_id_var, mask_phone
+from switchboard.observability.logging import CALL_ID, mask_phone
 from switchboard.flows.registry import ScenarioRegistry
 from switchboard.flows.schema import Scenario
 from switchboard.flows.validate import parse_scenario_text
@@ -62,6 +62,16 @@ scenario:
 """, "<built-in>").scenario
 
 TRUNK_FAILURES = (DialOutcome.FAILED, DialOutcome.CONGESTION)
+
+
+def _row_id(value: object) -> int | None:
+    """A panel's number id as a local contacts row id, or None (an external panel's id may be any
+    text or number; one beyond 64 bits must not reach the database)."""
+    try:
+        row_id = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return row_id if 1 <= row_id < 2**63 else None
 
 
 @dataclass
@@ -363,10 +373,10 @@ class Dialer:
     async def _profile(self, number: BatchNumber) -> dict[str, Any]:
         """Name, attributes and time zone of a contact the local store knows (the built-in panel's
         contacts); its own time zone beats the one guessed from the number's region."""
-        try:
-            row = await self.store.contacts.get(int(number.id))
-        except (TypeError, ValueError):
+        contact_id = _row_id(number.id)
+        if contact_id is None:
             return {}
+        row = await self.store.contacts.get(contact_id)
         if row is None or row.phone_e164 != number.e164:
             return {}
         return {"name": row.name or "", "attributes": dict(row.attributes or {}), "timezone": row.timezone}
@@ -490,11 +500,8 @@ class Dialer:
         if callback is not None:
             await self.store.callbacks.release(callback.id, due_at=not_before)
             return
-        if not isinstance(self.panel, LocalPanel):
-            return
-        try:
-            contact_id = int(number.id)
-        except (TypeError, ValueError):
+        contact_id = _row_id(number.id)
+        if contact_id is None or not isinstance(self.panel, LocalPanel):
             return
         await self.store.contacts.release(contact_id, next_attempt_at=not_before)
 
@@ -502,7 +509,7 @@ class Dialer:
                              grant: Any, *, callback: Callback | None = None, call_id: str | None = None,
                              written: asyncio.Future[None] | None = None) -> None:
         call_id = call_id or f"out-{uuid.uuid4().hex[:12]}"
-        call_id_var.set(call_id)
+        CALL_ID.set(call_id)
         line: OutboundLine = grant.line
         attempted_at = grant.at
         data = CallData(id=call_id, direction="outbound", phone=number.phone_number, phone_e164=number.e164,
@@ -660,7 +667,7 @@ class Dialer:
                         company=self.settings.company, scenario=scenario.name,
                         line=line.phone_number if line else call.line_number, line_id=line.id if line else None,
                         originated_at=attempted_at)
-        call_id_var.set(data.id)
+        CALL_ID.set(data.id)
         calls_log.info("Inbound call %s on line %s from %s: scenario=%s", data.id, data.line,
                        self._mask(call.remote_number), scenario.name)
         normalized = try_normalize(call.remote_number, self.settings.default_region)

@@ -4,7 +4,7 @@ Every line passes one `LogSanitizer` first, whatever module wrote it:
   * phone numbers are masked (`0912***6789`) unless LOG_MASK_PHONES=false;
   * a message longer than LOG_MAX_LINE characters is cut (and says so), so a 5 MB alert text or
     transcript costs microseconds and never floods a terminal or a log shipper;
-  * the call id of the call being handled (`call_id_var`, set by the dialer for each call's task)
+  * the call id of the call being handled (`CALL_ID`, set by the dialer for each call's task)
     is attached, shown as `[out-…]` in text lines and as `call_id` in JSON lines.
 The terminal handler never runs Rich's regex highlighter or markup over messages (user text could
 hold anything: a long alert message would freeze the process in the highlighter).
@@ -22,13 +22,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.console import Console
 from rich.highlighter import NullHighlighter
 from rich.logging import RichHandler
 
 if TYPE_CHECKING:
     from switchboard.settings import Settings
 
-call_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("switchboard_call_id", default=None)
+# The call a log line belongs to: set in each call's task (the dialer), so every line logged while
+# handling that call, in any module, carries its id.
+CALL_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("switchboard_call_id", default=None)
+call_id_var = CALL_ID
 
 # 8-15 digits, optionally after +, not part of a longer word or number (ids, dates, versions).
 _PHONE = re.compile(r"(?<![\w.+\-/])\+?\d{8,15}(?![\w.])")
@@ -78,7 +82,7 @@ class LogSanitizer(logging.Filter):
                 message = mask_phones_in(message)
             record.msg, record.args = message, None
             record._sanitized = True  # type: ignore[attr-defined]
-        call_id = getattr(record, "call_id", None) or call_id_var.get()
+        call_id = getattr(record, "call_id", None) or CALL_ID.get()
         record.call_id = call_id
         record.call_tag = f" [{call_id}]" if call_id else ""
         return True
@@ -112,7 +116,8 @@ def setup_logging(level: str = "INFO", *, json_lines: bool = False, log_file: Pa
         console: logging.Handler = logging.StreamHandler(sys.stderr)
         console.setFormatter(JsonFormatter())
     else:
-        console = RichHandler(show_path=False, rich_tracebacks=True, console=None, markup=False,
+        # stderr: stdout carries command output (`simulate --json`, `schema`, `calls --json`).
+        console = RichHandler(show_path=False, rich_tracebacks=True, console=Console(stderr=True), markup=False,
                               highlighter=NullHighlighter(), keywords=[])
     console.addFilter(sanitizer)
     root.addHandler(console)

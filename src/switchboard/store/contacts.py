@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, text, update
 
 from switchboard.store.base import Page, Repository, utcnow
 from switchboard.store.models import Batch, Campaign, Contact, DoNotCall
@@ -44,6 +44,12 @@ class ContactsRepo(Repository):
         async with self.sessions.begin() as s:
             blocked = await _on_dnc(s, [c.phone_e164 for c in contacts])
             s.add_all([Contact(**_fields(c, blocked)) for c in contacts])
+        if self.is_postgres and len(contacts) >= 1000:
+            # Fresh statistics right after a bulk import: without them PostgreSQL may plan the next
+            # lease as a scan of every contact until autovacuum gets round to it.
+            async with self.engine.connect() as conn:
+                await conn.execute(text("ANALYZE contacts"))
+                await conn.commit()
         return len(contacts)
 
     async def get(self, contact_id: int) -> Contact | None:

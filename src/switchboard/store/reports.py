@@ -209,7 +209,8 @@ class ReportsRepo(Repository):
             by_id = {r.number_id for _, r, _ in items if r.number_id is not None}
             contacts: dict[int, list] = {}  # type: ignore[type-arg]
             if by_id:
-                stmt = select(*cols).where(Contact.id.in_(by_id)).with_for_update()
+                # Locked in id order: two processes' groups never wait on each other in a cycle.
+                stmt = select(*cols).where(Contact.id.in_(by_id)).order_by(Contact.id).with_for_update()
                 contacts = {row[0]: list(row) for row in (await s.execute(stmt)).all()}
             by_phone: dict[tuple[str, str], list] = {}  # type: ignore[type-arg]
             for company, phone in _phones_needed(items, contacts):
