@@ -17,6 +17,8 @@ from pathlib import Path
 
 from switchboard import clock
 
+TOKEN = "bench-dialer-token"
+
 
 def _serve(db_url: str, data_dir: str, conn) -> None:  # type: ignore[no-untyped-def]
     import logging
@@ -30,7 +32,8 @@ def _serve(db_url: str, data_dir: str, conn) -> None:  # type: ignore[no-untyped
     logging.disable(logging.WARNING)
 
     async def main() -> None:
-        settings = Settings(_env_file=None, data_dir=Path(data_dir), company="bench")
+        settings = Settings(_env_file=None, data_dir=Path(data_dir), company="bench",  # type: ignore[call-arg]
+                            builtin_panel_token=TOKEN)  # the contract is never served unauthenticated
         store = await open_store(settings, url=db_url)
         app = create_panel_app(store, settings)
         server = uvicorn.Server(
@@ -94,7 +97,7 @@ class RawHttp:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Length: {len(body)}\r\n"
-                f"Content-Type: application/json\r\n{headers}\r\n")
+                f"Content-Type: application/json\r\nAuthorization: Bearer {TOKEN}\r\n{headers}\r\n")
         self.writer.write(head.encode() + body)
         assert self.reader is not None
         status_line = await self.reader.readline()
@@ -123,7 +126,7 @@ async def drive(url: str, requests: int, concurrency: int, size: int, server_pid
     from switchboard.panel.client import PanelClient
     from switchboard.panel.contract import ReportResultRequest, parse_next_batch
 
-    async with PanelClient(url, "", company="bench", retries=0) as client:
+    async with PanelClient(url, TOKEN, company="bench", retries=0) as client:
         check = await client.next_batch(5)  # the real client parses the fast path's JSON
         assert check.error is None and len(check.numbers) == 5, check.error
         out = await client.report_result(ReportResultRequest(

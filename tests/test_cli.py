@@ -80,7 +80,8 @@ def test_run_demo_campaign_text_mode(tmp_path: Path) -> None:
     dialer over the simulated network until every contact has a final result."""
     import sqlite3
 
-    res = subprocess.run([sys.executable, "-m", "switchboard.cli", "run", "--contacts", "25", "--text"], cwd=ROOT,
+    res = subprocess.run([sys.executable, "-m", "switchboard.cli", "run", "--contacts", "25", "--text",
+                          "--no-console"], cwd=ROOT,
                          capture_output=True, text=True, timeout=600,
                          env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "HOME": str(tmp_path),
                               "DATA_DIR": str(tmp_path / "data"), "LOGS_DIR": str(tmp_path / "logs")})

@@ -47,7 +47,8 @@ def test_dialer_runs_an_external_panels_campaign(tmp_path: Path) -> None:
         dialer_env = {**base, "DATA_DIR": str(dialer_dir), "LOGS_DIR": str(dialer_dir / "logs"),
                       "PANEL_BASE_URL": f"http://127.0.0.1:{port}", "PANEL_API_TOKEN": "s3cret",
                       "MAX_ATTEMPTS": "1"}
-        run = subprocess.run([sys.executable, "-m", "switchboard.cli", "run", "--text"], cwd=ROOT, env=dialer_env,
+        run = subprocess.run([sys.executable, "-m", "switchboard.cli", "run", "--text", "--no-console"], cwd=ROOT,
+                             env=dialer_env,
                              capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stdout + run.stderr
     finally:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from switchboard.telephony.backend import TelephonyBackend
     from switchboard.brain.services import Brain
     from switchboard.speech.service import SpeechService
-    from switchboard.telephony.sim.voice import CallerVoices
+    from switchboard.voice.runtime import VoiceRuntime
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,10 @@ def build_operator_pool(settings: Settings) -> OperatorPool:
 
 
 def build_speech(settings: Settings) -> "SpeechService":
+    from switchboard.observability.metrics import instrument_speech
     from switchboard.speech.service import SpeechService
 
-    return SpeechService.from_settings(settings)
+    return instrument_speech(SpeechService.from_settings(settings))
 
 
 def build_engine(settings: Settings, *, speech: "SpeechService | None" = None,
@@ -82,26 +83,47 @@ def build_engine(settings: Settings, *, speech: "SpeechService | None" = None,
     return FlowEngine(services)
 
 
-def build_caller_voices(speech: "SpeechService") -> "CallerVoices":
-    """English callers speak with Piper (Whisper hears it well); others with the configured TTS."""
-    from switchboard.speech.tts.piper import PiperTTS
-    from switchboard.telephony.sim.voice import CallerVoices
+def build_voice(settings: Settings, speech: "SpeechService") -> "VoiceRuntime":
+    """The voice layer every streamed call of this process shares: one VAD model (batched), one
+    pacer, the built prompt files, the TTS stream, the recordings writer."""
+    from switchboard.speech.registry import build_vad_provider
+    from switchboard.voice.pacing import Pacer
+    from switchboard.voice.prompts import PromptLibrary
+    from switchboard.voice.recordings import RecordingKeeper
+    from switchboard.voice.runtime import VoiceRuntime
 
-    return CallerVoices(voices={"en": PiperTTS(), "*": speech.tts}, make_vad=speech.vad)
+    def stream_speech(text: str, language: str | None, voice: str | None):  # type: ignore[no-untyped-def]
+        return speech.stream(text, language=language, voice=voice)
+
+    return VoiceRuntime(vad=build_vad_provider(settings), pacer=Pacer(lead=settings.voice_jitter_ms / 1000.0),
+                        prompts=PromptLibrary(settings.prompts_wav_dir), speech=stream_speech,
+                        recordings=RecordingKeeper(settings.recordings_dir))
 
 
-def build_network(settings: Settings, *, speech: "SpeechService | None" = None) -> SimNetwork:
-    return SimNetwork(origination_timeout=float(settings.origination_timeout),
-                      caller_voice=build_caller_voices(speech) if speech is not None else None)
+def build_network(settings: Settings, *, speech: "SpeechService | None" = None,
+                  voice: "VoiceRuntime | None" = None) -> SimNetwork:
+    from switchboard.telephony.sim.backend import build_network as sim_network
+
+    if speech is not None and voice is None:
+        voice = build_voice(settings, speech)
+    return sim_network(settings, speech=speech, voice=voice)
 
 
 def run_simulation(settings: Settings, scenario: Scenario, caller: CallerFile, *, inbound: bool = False,
                    audio: bool = False, virtual: bool = True) -> CallContext:
     speech = build_speech(settings) if audio else None
     engine = build_engine(settings, speech=speech)
-    network = build_network(settings, speech=speech)
-    coro = simulate(engine, network, scenario, caller, inbound=inbound)
-    return run_virtual(coro) if virtual else asyncio.run(coro)
+
+    async def run() -> CallContext:
+        voice = build_voice(settings, speech) if speech is not None else None
+        try:
+            return await simulate(engine, build_network(settings, speech=speech, voice=voice), scenario, caller,
+                                  inbound=inbound)
+        finally:
+            if voice is not None:
+                await voice.aclose()
+
+    return run_virtual(run()) if virtual else asyncio.run(run())
 
 
 def run_flow_tests(settings: Settings, files: list[Path], scenarios_dir: Path) -> list[FlowTestResult]:
@@ -142,53 +164,20 @@ class Node:
 
 
 def build_backend(settings: Settings, *, speech: "SpeechService | None", demo: list | None = None,
-                  registry: ScenarioRegistry | None = None) -> "TelephonyBackend":
-    """The telephony backend named by TELEPHONY_BACKEND."""
-    if settings.telephony_backend == "sim":
-        from switchboard.telephony.sim.backend import SimBackend
-        from switchboard.telephony.sim.script import CallerScript
+                  registry: ScenarioRegistry | None = None, voice: "VoiceRuntime | None" = None) -> "TelephonyBackend":
+    """The telephony backend named by TELEPHONY_BACKEND (see `telephony.registry`)."""
+    from switchboard.telephony.registry import BackendDeps
+    from switchboard.telephony.registry import build_backend as build_named
 
-        from switchboard.demo import demo_contact_for
-        from switchboard.phones import try_normalize
-
-        network = build_network(settings, speech=speech)
-        people = {}
-        for p in demo or []:
-            parsed = try_normalize(p.phone, settings.default_region)
-            people[parsed.e164 if parsed else p.phone] = p
-
-        def script(number: str, variables: dict[str, str]) -> CallerScript:
-            # Demo contacts behave as generated; any other number (imported contacts, an external
-            # panel's batch) gets a behaviour derived from the number, so runs are repeatable.
-            person = people.get(number) or demo_contact_for(number)
-            scenario = registry.get(variables.get("SWITCHBOARD_SCENARIO", "")) if registry else None
-            language = (scenario.spec.stt.language or scenario.spec.language) if scenario else None
-            return person.script(language)
-
-        return SimBackend(network=network, default_script=script)
-    if settings.telephony_backend == "asterisk":
-        from switchboard.telephony.asterisk.backend import AsteriskBackend
-
-        async def synthesize(text: str, language: str | None, voice: str | None):  # type: ignore[no-untyped-def]
-            if speech is None:
-                raise RuntimeError("the Asterisk backend speaks text through TTS: build it with speech")
-            return await speech.synthesize(text, language=language, voice=voice)
-
-        def stream_speech(text: str, language: str | None, voice: str | None):  # type: ignore[no-untyped-def]
-            assert speech is not None
-            return speech.stream(text, language=language, voice=voice)
-
-        # converse steps stream over externalMedia: VAD endpointing on caller frames, TTS sent as
-        # it is synthesized, barge-in.
-        return AsteriskBackend.from_settings(settings, synthesize=synthesize,
-                                             make_vad=speech.vad if speech is not None else None,
-                                             stream_speech=stream_speech if speech is not None else None)
-    raise ValueError(f"TELEPHONY_BACKEND={settings.telephony_backend!r} is not available "
-                     "(choose sim or asterisk)")
+    if voice is None and speech is not None:
+        voice = build_voice(settings, speech)
+    return build_named(settings.telephony_backend, BackendDeps(settings, speech=speech, voice=voice,
+                                                               scenarios=registry, demo=list(demo or [])))
 
 
 async def build_node(settings: Settings, *, speech: "SpeechService | None" = None, demo: list | None = None,
-                     virtual_clock: bool = False, backend: "TelephonyBackend | None" = None) -> Node:
+                     virtual_clock: bool = False, backend: "TelephonyBackend | None" = None,
+                     voice: "VoiceRuntime | None" = None) -> Node:
     from switchboard.dialer.abandon import AbandonTracker
     from switchboard.dialer.alerts import sms_alerter_from_settings
     from switchboard.dialer.compliance import Compliance, CompliancePolicy
@@ -226,7 +215,7 @@ async def build_node(settings: Settings, *, speech: "SpeechService | None" = Non
                           company=settings.company)
     dialer = Dialer(
         settings=settings, panel=panel, store=store, outbox=outbox, registry=registry, engine=engine,
-        backend=backend or build_backend(settings, speech=speech, demo=demo, registry=registry),
+        backend=backend or build_backend(settings, speech=speech, demo=demo, registry=registry, voice=voice),
         limiter=build_limiter(settings, virtual_clock=virtual_clock),
         compliance=Compliance(CompliancePolicy.from_settings(settings, results=catalog), store.dnc.contains),
         health=health,
@@ -270,7 +259,7 @@ async def seed_static_contacts(node: Node) -> int:
 
 
 async def demo_campaign(settings: Settings, console: Console, *, contacts: int, audio: bool,
-                        virtual_clock: bool) -> int:
+                        virtual_clock: bool, serve_console: bool = False) -> int:
     """The quick-start job: simulated contacts in the built-in panel's SQLite store, dialed by the
     real dialer (limits, compliance, call backs, outbox) over the simulated phone network; the
     terminal tells the story (`demo.DemoStory`), every call is also logged to the log file."""
@@ -292,7 +281,10 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
         await speech.warm_up()
     external = bool(settings.panel_base_url)
     people = [] if external else demo_contacts(contacts, seed=int(clock.now().timestamp()) % 100000)
-    node = await build_node(settings, speech=speech, demo=people, virtual_clock=virtual_clock)
+    voice = build_voice(settings, speech) if speech is not None else None
+    if voice is not None:
+        await voice.warm_up()
+    node = await build_node(settings, speech=speech, demo=people, virtual_clock=virtual_clock, voice=voice)
     operators = [Operator(o.phone, o.id) for o in DEFAULT_OPERATORS]
     node.engine.services.operators.set_roster(None, "outbound", operators)
     node.engine.services.operators.set_roster(None, "inbound", operators)
@@ -308,10 +300,9 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
         await seed_static_contacts(node)
     # The bar: every contact this run will dial (the new campaign, static contacts, leftovers of an
     # interrupted run) plus the new campaign's contacts already on the do-not-call list.
-    open_now = await _open_contacts(node)
     blocked = (await node.store.contacts.counts_by_status(settings.company,
                                                           campaign_id=campaign.id)).get("dnc", 0) if campaign else 0
-    total = open_now + blocked
+    total = await _open_contacts(node) + blocked
     console.print(f"demo campaign: {total} contacts{f', {blocked} on the do-not-call list (not called)' if blocked else ''}"
                   f"; lines {settings.outbound_numbers}; scenarios {', '.join(registry.get_names())}; starts "
                   f"{story.local(clock.now())} on a {'virtual' if virtual_clock else 'real'} clock", highlight=False)
@@ -319,6 +310,7 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
     async def done() -> int:
         return total - await _open_contacts(node)
 
+    web = await start_console(node, console) if serve_console else None
     console_level(logging.WARNING)  # the story is on the terminal; every INFO line is in the log file
     try:
         await node.deliverer.start()
@@ -328,13 +320,28 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
         await node.dialer.run(until_idle=True)
         await node.deliverer.flush(timeout=10.0)
         await story.refresh()
+    except BaseException:
+        if web is not None:
+            web.stop()
+        raise
     finally:
         story.stop()
         console_level(logging.NOTSET)
         await node.close()
+        if voice is not None:
+            await voice.aclose()
     log_file = settings.resolved_log_file()
-    story.summary(log_file=str(log_file) if log_file else None, web_console=_has_web_console(),
+    story.summary(log_file=str(log_file) if log_file else None, web_console=web is not None or _has_web_console(),
                   panel_url=f"http://{settings.panel_host}:{settings.panel_port}")
+    if web is not None:
+        from switchboard.web.serve import public_url, until_interrupted
+
+        web.link.detach_dialer()
+        console.print(f"campaign finished; the console keeps serving at {public_url(settings)} until Ctrl-C")
+        try:
+            await until_interrupted()
+        finally:
+            web.stop()
     return 0
 
 
@@ -349,17 +356,45 @@ def _has_web_console() -> bool:
     return importlib.util.find_spec("switchboard.web") is not None
 
 
+async def start_console(node: Node, console: Console):  # type: ignore[no-untyped-def]
+    """The demo's console: a real-time server thread beside the virtual-clock campaign (see
+    `web.serve`); prints its URL and, on a first start, the one-time login link."""
+    from switchboard.web.serve import ConsoleThread, link_node, login_message
+
+    brain = node.engine.services.extras.get("brain")
+    link = link_node(registry=node.registry, brain=brain, dialer=node.dialer)
+    # The brain's REST router is not mounted here: its objects live on the campaign's loop, which the
+    # console's pages reach through `NodeLink` (production serves both on one loop).
+    web = ConsoleThread(node.settings, link, list_scenarios=node.registry.get_names)
+    try:
+        web.start()
+    except (OSError, RuntimeError) as exc:
+        console.print(f"[yellow]console not served ({exc}); set PANEL_PORT to a free port[/yellow]")
+        node.dialer.live = None
+        return None
+    console.print(login_message(node.settings, web.login_url), highlight=False)
+    loop = asyncio.get_running_loop()
+    if isinstance(loop, clock.VirtualClockLoop):  # watchable calls; idle gaps still skipped at once
+        loop.pace_if = lambda: node.dialer.active_calls > 0
+    return web
+
+
 def run_main(settings: Settings, console: Console, *, contacts: int | None = None, wall_clock: bool = False,
-             audio: bool | None = None) -> int:
+             audio: bool | None = None, serve_console: bool = False) -> int:
     count = contacts if contacts is not None else settings.demo_contacts
     use_audio = settings.sim_audio if audio is None else audio
-    virtual = not wall_clock and settings.sim_virtual_clock and settings.telephony_backend == "sim"
-    if settings.telephony_backend != "sim":
+    from switchboard.telephony.registry import backend_spec
+
+    simulated = backend_spec(settings.telephony_backend).simulated
+    virtual = not wall_clock and settings.sim_virtual_clock and simulated
+    if not simulated:
         return asyncio.run(serve(settings, console))
-    coro = demo_campaign(settings, console, contacts=count, audio=use_audio, virtual_clock=virtual)
+    coro = demo_campaign(settings, console, contacts=count, audio=use_audio, virtual_clock=virtual,
+                         serve_console=serve_console)
     if not virtual:
         return asyncio.run(coro)
-    return run_virtual(coro, start=demo_start(settings), real_grace=0.005)
+    return run_virtual(coro, start=demo_start(settings), real_grace=0.005,
+                       speed=settings.demo_speed if serve_console else 0.0)
 
 
 def demo_start(settings: Settings) -> datetime:
@@ -398,33 +433,44 @@ async def serve(settings: Settings, console: Console) -> int:
         if not ari.ok:  # one line naming the setting, not a traceback after a long timeout
             console.print(f"[red]{ari.line()}[/red]", highlight=False)
             return 1
+    from switchboard.telephony.registry import BackendDeps, BackendStartError, backend_spec
+
+    spec = backend_spec(settings.telephony_backend)
+    if spec.configure is not None:
+        try:
+            settings = spec.configure(settings)
+        except BackendStartError as exc:
+            console.print(f"[red]{exc}[/red]")
+            return 1
     speech = build_speech(settings)
     await speech.warm_up()
-    node = await build_node(settings, speech=speech)
+    voice = build_voice(settings, speech)
+    await voice.warm_up()
+    node = await build_node(settings, speech=speech, voice=voice)
     await seed_static_contacts(node)
-    if settings.telephony_backend == "asterisk" and settings.prompts_sync_on_start:
-        from switchboard.telephony.asterisk.prompts import PromptPermissionError, prepare_prompts
-
+    if spec.prepare is not None:
         try:
-            await prepare_prompts(settings, synthesize=lambda t, lang, v: speech.synthesize(t, language=lang, voice=v),
-                                  scenarios=node.registry.all())
-        except PromptPermissionError as exc:
+            await spec.prepare(BackendDeps(settings, speech=speech, voice=voice, scenarios=node.registry))
+        except BackendStartError as exc:
             console.print(f"[red]{exc}[/red]")
             await node.close()
+            await voice.aclose()
             return 1
-    brain = node.engine.services.extras.get("brain")
     from switchboard.panel.local import LocalPanel
+    from switchboard.web.serve import first_login, link_node, login_message, restore_overrides
 
+    brain = node.engine.services.extras.get("brain")
+    link = link_node(registry=node.registry, brain=brain, dialer=node.dialer)
+    await restore_overrides(node.store, settings, link)
     local = node.panel if isinstance(node.panel, LocalPanel) else LocalPanel(node.store, settings,
                                                                              results=node.dialer.catalog)
-    app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names, dialer=node.dialer,
-                           local=local, routers=[brain.router()] if brain is not None else [])
-    if settings.metrics_enabled:
-        from switchboard.observability.metrics import asgi_app
-
-        app.mount("/metrics", asgi_app())
+    app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names, node=link,
+                           console=settings.console_enabled, llm=brain.llm if brain is not None else None,
+                           routers=[brain.router()] if brain is not None else [], local=local)
+    if spec.routes is not None:  # e.g. /twilio/*: signed by the carrier, not behind the panel's auth
+        app.include_router(spec.routes(node.dialer.backend))
     server = uvicorn.Server(uvicorn.Config(app, host=settings.panel_host, port=settings.panel_port,
-                                           log_level="warning", lifespan="off"))
+                                           log_level="warning", lifespan="off", timeout_graceful_shutdown=2))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -436,6 +482,7 @@ async def serve(settings: Settings, console: Console) -> int:
         console.print(f"[red]could not start the dialer on {settings.telephony_backend}: "
                       f"{type(exc).__name__}: {exc}[/red]", highlight=False)
         await node.close()
+        await voice.aclose()
         return 1
     tasks = [asyncio.create_task(server.serve()), asyncio.create_task(node.dialer.run())]
     if brain is not None:  # proposals for persona/strategy changes, applied only after approval
@@ -445,10 +492,12 @@ async def serve(settings: Settings, console: Console) -> int:
         tasks.append(asyncio.create_task(brain.improvements.run_forever(settings.improvement_interval_hours * 3600)))
     console.print(f"switchboard running: backend={settings.telephony_backend}, "
                   f"panel on http://{settings.panel_host}:{settings.panel_port}")
+    console.print(login_message(settings, await first_login(node.store, settings)), highlight=False)
     await stop.wait()
     console.print("stopping: no new calls; waiting for calls in progress ...")
     server.should_exit = True
     await node.close()
+    await voice.aclose()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -492,13 +541,15 @@ async def _call_in_process(settings: Settings, console: Console, number: str, *,
                            persona: str | None, name: str | None, fields: dict[str, str]) -> int:
     from switchboard.dialer.loop import CallRefused
 
-    speech = None
+    speech = voice = None
     if settings.telephony_backend != "sim":
         speech = build_speech(settings)
         await speech.warm_up()
+        voice = build_voice(settings, speech)
+        await voice.warm_up()
     elif not settings.outbound_numbers:
         settings = settings.model_copy(update={"outbound_numbers": DEMO_LINES})
-    node = await build_node(settings, speech=speech, virtual_clock=settings.telephony_backend == "sim")
+    node = await build_node(settings, speech=speech, virtual_clock=settings.telephony_backend == "sim", voice=voice)
     if settings.telephony_backend == "sim":
         operators = [Operator(o.phone, o.id) for o in DEFAULT_OPERATORS]
         node.engine.services.operators.set_roster(None, "outbound", operators)
@@ -520,6 +571,8 @@ async def _call_in_process(settings: Settings, console: Console, number: str, *,
                           highlight=False)
     finally:
         await node.close()
+        if voice is not None:
+            await voice.aclose()
     return 0
 
 
@@ -559,26 +612,29 @@ async def serve_panel(settings: Settings, console: Console) -> int:
     from switchboard.panel.server import create_panel_app
     from switchboard.store import open_store
 
+    from switchboard.brain.services import apply_approved_versions, build_brain
     from switchboard.engine.results import ResultCatalog
     from switchboard.panel.local import LocalPanel
+    from switchboard.web.serve import first_login, link_node, login_message
 
     store = await open_store(settings)
     registry = ScenarioRegistry(settings.scenarios_dir)
+    brain = build_brain(settings)
+    await apply_approved_versions(brain)
     catalog = ResultCatalog(registry.all(), default_retry=settings.retry_delay_seconds)
-    app = create_panel_app(store, settings, list_scenarios=registry.get_names,
+    app = create_panel_app(store, settings, list_scenarios=registry.get_names, console=settings.console_enabled,
+                           node=link_node(registry=registry, brain=brain), llm=brain.llm, routers=[brain.router()],
                            local=LocalPanel(store, settings, results=catalog))
-    if settings.metrics_enabled:
-        from switchboard.observability.metrics import asgi_app
-
-        app.mount("/metrics", asgi_app())
     server = uvicorn.Server(uvicorn.Config(app, host=settings.panel_host, port=settings.panel_port,
-                                           log_level="warning", lifespan="off"))
+                                           log_level="warning", lifespan="off", timeout_graceful_shutdown=2))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
     console.print(f"built-in panel on http://{settings.panel_host}:{settings.panel_port}")
+    console.print(login_message(settings, await first_login(store, settings)), highlight=False)
     try:
         await server.serve()
     finally:
+        await brain.aclose()
         await store.close()
     return 0

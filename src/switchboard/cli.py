@@ -129,18 +129,26 @@ def run(
     contacts: int = typer.Option(None, "--contacts", help="demo: number of simulated contacts"),
     wall_clock: bool = typer.Option(False, "--wall-clock", help="demo: run in real time"),
     audio: bool = typer.Option(None, "--audio/--text", help="demo: real audio (default) or text mode"),
+    web: bool = typer.Option(None, "--console/--no-console",
+                             help="demo: serve the web console until Ctrl-C (default: CONSOLE_ENABLED)"),
 ) -> None:
     """The main job: run the engine with the configured backend (the simulator by default)."""
     from switchboard import app as composition
 
     settings = composition.load_settings_for_cli()
     raise typer.Exit(composition.run_main(settings, console, contacts=contacts, wall_clock=wall_clock,
-                                          audio=audio))
+                                          audio=audio, serve_console=settings.console_enabled if web is None
+                                          else web))
 
 
 from switchboard.cli_prompts import prompts_app  # noqa: E402
 
 app.add_typer(prompts_app, name="prompts")
+
+from switchboard.cli_users import tokens_app, users_app  # noqa: E402
+
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
 
 contacts_app = typer.Typer(no_args_is_help=True, help="Contacts of the built-in panel.")
 app.add_typer(contacts_app, name="contacts")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,6 +124,7 @@ async def import_contacts(
     *,
     campaign: str | None = None,
     console: Console | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Validate and insert the file's contacts (optionally into `campaign`, created if missing)."""
     path = Path(path)
@@ -179,6 +180,8 @@ async def import_contacts(
         for offset, raw in enumerate(body):
             row_no = offset + 2
             bar.advance(task)
+            if on_progress is not None:
+                on_progress(offset + 1, len(body))
             cells = [_cell(v) for v in raw]
             if not any(cells):
                 continue  # blank line

@@ -173,9 +173,10 @@ async def _redis(s: Settings) -> list[Check]:
 async def _panel(s: Settings) -> list[Check]:
     if not s.panel_base_url:
         if not s.builtin_panel_token.get_secret_value():
-            return [Check("panel", WARN, "built-in panel without BUILTIN_PANEL_TOKEN: its API accepts "
-                                         "unauthenticated requests", "set BUILTIN_PANEL_TOKEN")]
-        return [Check("panel", OK, f"built-in panel on {s.panel_host}:{s.panel_port}, token set")]
+            return [Check("panel", OK, f"built-in panel on {s.panel_host}:{s.panel_port} (people sign in; no "
+                                       "BUILTIN_PANEL_TOKEN, so no other dialer may use its contract)")]
+        return [Check("panel", OK, f"built-in panel on {s.panel_host}:{s.panel_port}, BUILTIN_PANEL_TOKEN set "
+                                   f"(scopes: {s.builtin_panel_token_scopes})")]
     token = s.panel_api_token.get_secret_value()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     url = s.panel_base_url.rstrip("/")

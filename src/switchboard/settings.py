@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     log_mask_phones: bool = True  # phone numbers in logs as 0912***6789; false logs them whole
     log_max_line: int = 2000  # characters of one log message (longer ones are cut, marked)
     company: str = "default"
-    telephony_backend: str = "sim"  # sim | asterisk | twilio | webrtc
+    telephony_backend: str = "sim"  # a name registered in telephony/registry.py (sim | asterisk | twilio)
     max_steps_per_call: int = 200
 
     # --- simulator / demo -----------------------------------------------------------------------
@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     sim_audio: bool = True
     demo_contacts: int = 20
     demo_callers_dir: Path = Path("flowtests/callers")
+    demo_speed: float = 10.0  # virtual seconds per real second while the demo serves the console (0 = flat out)
 
     # --- storage --------------------------------------------------------------------------------
     database_url: str = ""  # empty -> sqlite+aiosqlite:///./data/switchboard.db
@@ -102,6 +103,15 @@ class Settings(BaseSettings):
     prompts_wav_dir: Path = Path("assets/audio/wav")  # built 8 kHz .wav / 16 kHz .wav16 prompts
     prompts_sync_on_start: bool = False  # build + sync prompts (and render tts: prompts) at start-up
 
+    # --- Twilio ---------------------------------------------------------------------------------
+    twilio_account_sid: str = ""  # required with TELEPHONY_BACKEND=twilio
+    twilio_auth_token: SecretStr = SecretStr("")  # signs webhooks and authenticates REST calls
+    twilio_numbers: str = ""  # comma-separated Twilio numbers (E.164): inbound numbers and outbound lines
+    twilio_public_base_url: str = ""  # https URL Twilio reaches this server at (webhooks, media WebSocket)
+    twilio_api_base_url: str = "https://api.twilio.com"  # REST API root (a test double or regional edge)
+    twilio_machine_detection: str = ""  # empty = off; Enable | DetectMessageEnd: answering-machine detection
+    twilio_stream_timeout: float = 10.0  # seconds an answered call may take to open its media stream
+
     # --- speech ---------------------------------------------------------------------------------
     stt_provider: str = "whisper"  # whisper | vira | openai | text
     stt_model: str = "base"  # base | small
@@ -133,6 +143,13 @@ class Settings(BaseSettings):
     vad_min_speech: float = 0.15  # seconds of speech before an utterance counts
     speech_http_retries: int = 3  # attempts per cloud speech request (429/5xx retried)
 
+    # --- streamed voice (Twilio, WebRTC, ARI externalMedia, the simulator's audio mode) -----------
+    vad_batch_ms: float = 32.0  # the shared Silero evaluates every call's windows in one batch this often
+    voice_jitter_ms: float = 20.0  # agent audio goes out at most this far ahead of its playout time
+    stt_provider_en: str = ""  # STT for English callers (e.g. moonshine); empty = STT_PROVIDER
+    stt_provider_fa: str = ""  # STT for Persian callers; empty = STT_PROVIDER
+    stt_provider_ar: str = ""  # STT for Arabic callers; empty = STT_PROVIDER
+
     # --- language models ------------------------------------------------------------------------
     llm_base_url: str = ""  # empty = no LLM: fallback tokens / scripted personas
     llm_api_key: SecretStr = SecretStr("")
@@ -152,6 +169,20 @@ class Settings(BaseSettings):
 
     # --- metrics --------------------------------------------------------------------------------
     metrics_enabled: bool = True
+
+    # --- console and accounts -------------------------------------------------------------------
+    console_enabled: bool = True  # `switchboard run` serves the web console on PANEL_HOST:PANEL_PORT
+    console_public_url: str = ""  # base of printed login links; empty = http://PANEL_HOST:PANEL_PORT
+    builtin_panel_token_scopes: str = "dialer"  # what BUILTIN_PANEL_TOKEN may do (see README: scopes)
+    session_hours: float = 12.0  # a console sign-in lasts at most this long
+    session_idle_minutes: float = 120.0  # ... and ends after this long without a request
+    session_cookie_secure: bool = True  # Secure cookies (browsers accept them on http://127.0.0.1 too)
+    login_max_failures: int = 5  # failed sign-ins per username within LOGIN_WINDOW_SECONDS
+    login_window_seconds: int = 900
+    login_link_hours: float = 24.0  # one-time login links expire after this long
+    studio_fetch_allow_hosts: str = ""  # host[:port] the Strategy Studio may fetch although private
+    studio_fetch_max_bytes: int = 1_000_000
+    studio_fetch_timeout: float = 10.0
 
     def resolved_log_file(self) -> Path | None:
         if self.log_file.strip().lower() in ("off", "none", "-"):

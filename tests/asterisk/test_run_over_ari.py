@@ -54,6 +54,7 @@ async def test_switchboard_run_places_calls_over_ari_and_stops_gracefully(tmp_pa
             "RECORDINGS_DIR": str(tmp_path / "recordings"), "AST_SOUND_DIR": str(sounds),
             "TTS_CACHE_DIR": str(tmp_path / "tts"), "MODELS_DIR": str(tmp_path / "models"),
             "PANEL_PORT": str(port), "BUILTIN_PANEL_TOKEN": "tok", "ARI_STREAMING": "false",
+            "BUILTIN_PANEL_TOKEN_SCOPES": "dialer,read",  # this test's token also reads the state
         }
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "switchboard.cli", "run", cwd=ROOT,
                                                     env=env, stdout=asyncio.subprocess.PIPE,
@@ -66,7 +67,7 @@ async def test_switchboard_run_places_calls_over_ari_and_stops_gracefully(tmp_pa
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
                 state = (await http.get("/api/v1/dialer", headers={"Authorization": "Bearer tok"})).json()
                 assert state["contacts"] == {"done": 2}
-                metrics = (await http.get("/metrics/")).text
+                metrics = (await http.get("/metrics", headers={"Authorization": "Bearer tok"})).text
                 assert 'switchboard_calls_total{direction="outbound"' in metrics
         finally:
             if proc.returncode is None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from switchboard.telephony.call import CallerHangup, CallEvent, PlaybackResult, Recording, TransferResult
+from switchboard.telephony.call import TEXT_CALL, CallerHangup, CallEvent, PlaybackResult, Recording, TransferResult
 
 
 @dataclass
@@ -30,6 +30,7 @@ class ScriptedCall:
     hangup_when_done: bool = True
     _barge_pending: bool = False
     _hung_up: bool = False
+    capabilities = TEXT_CALL
 
     @property
     def hung_up(self) -> bool:

@@ -37,7 +37,8 @@ async def wait_result(http: httpx.AsyncClient, call_id: str) -> dict:  # type: i
 
 def test_calls_placed_now_through_the_api(tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings = e2e_settings(tmp_path, "agrad_marketing", builtin_panel_token="tok", calling_hours_start="09:00",
-                            calling_hours_end="21:00", panel_timezone="+0330", call_now_wait_seconds=5)
+                            calling_hours_end="21:00", panel_timezone="+0330", call_now_wait_seconds=5,
+                            builtin_panel_token_scopes="dialer,pii,write")
 
     async def main() -> None:
         async with running_node(settings, script=caller, lines=[line("02191000001", 1, 30, 1000)]) as h:
@@ -96,7 +97,7 @@ def test_calls_placed_now_through_the_api(tmp_path) -> None:  # type: ignore[no-
 
 def test_call_now_respects_calling_hours(tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings = e2e_settings(tmp_path, "agrad_marketing", builtin_panel_token="tok", calling_hours_start="09:00",
-                            calling_hours_end="21:00", panel_timezone="+0330")
+                            calling_hours_end="21:00", panel_timezone="+0330", builtin_panel_token_scopes="write")
 
     async def main() -> None:
         async with running_node(settings, script=caller, lines=[line("02191000001", 1, 30, 1000)]) as h:

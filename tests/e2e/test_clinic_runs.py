@@ -59,7 +59,7 @@ def rows(db: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
 
 def test_clinic_reminder_under_switchboard_run_over_the_simulator(tmp_path: Path) -> None:
     env = env_for(tmp_path, DAILY_ATTEMPTS_PER_CONTACT="5")
-    proc = subprocess.run([sys.executable, "-m", "switchboard.cli", "run", "--text", "--contacts", "12"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "switchboard.cli", "run", "--no-console", "--text", "--contacts", "12"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     db = tmp_path / "data" / "switchboard.db"
@@ -101,7 +101,8 @@ async def test_clinic_reminder_under_switchboard_run_over_asterisk(tmp_path: Pat
                       STATIC_CONTACTS="09120000011,09120000012,09120000013", MAX_ATTEMPTS="1",
                       MAX_CONCURRENT_CALLS="1", OUTBOUND_AGENTS="1001", OPERATOR_TIMEOUT="10",
                       CALLING_HOURS_START="00:00", CALLING_HOURS_END="23:59", AST_SOUND_DIR=str(sounds),
-                      PANEL_PORT=str(port), BUILTIN_PANEL_TOKEN="tok", ARI_STREAMING="false", STT_LANGUAGE="en")
+                      PANEL_PORT=str(port), BUILTIN_PANEL_TOKEN="tok", ARI_STREAMING="false", STT_LANGUAGE="en",
+                      BUILTIN_PANEL_TOKEN_SCOPES="dialer,read,write")
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "switchboard.cli", "run", cwd=ROOT,
                                                     env=env, stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.STDOUT)

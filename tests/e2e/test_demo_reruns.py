@@ -26,7 +26,7 @@ def run_demo(tmp_path: Path, *args: str, timeout: float) -> subprocess.Completed
     }
     if "MODELS_DIR" in os.environ:
         env["MODELS_DIR"] = os.environ["MODELS_DIR"]
-    return subprocess.run([sys.executable, "-m", "switchboard.cli", "run", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "switchboard.cli", "run", "--no-console", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -83,7 +83,7 @@ async def test_unreachable_ari_at_start_is_one_line_naming_the_setting(tmp_path:
 
 async def test_switchboard_calls_lists_results_and_a_summary(tmp_path: Path) -> None:
     env = base_env(tmp_path, SCENARIOS_DIR=str(ROOT / "scenarios"))
-    code, out = await sb(env, "run", "--text", "--contacts", "4", timeout=300)
+    code, out = await sb(env, "run", "--no-console", "--text", "--contacts", "4", timeout=300)
     assert code == 0, out
     code, listing = await sb(env, "calls", "-n", "50")
     assert code == 0, listing

@@ -35,3 +35,12 @@ async def serve(app) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def serve_app():  # type: ignore[no-untyped-def]
     return serve
+
+
+async def make_token(on_store, with_settings, *scopes: str, name: str = "tests") -> str:  # type: ignore[no-untyped-def]
+    """An API token on this store (every scope unless named): the REST API takes no anonymous calls."""
+    from switchboard.panel.auth_accounts import SCOPES, AccountService
+    from switchboard.store.accounts import AccountsRepo
+
+    accounts = AccountService(AccountsRepo(on_store.sessions, on_store.dialect), with_settings)
+    return (await accounts.create_token(name, list(scopes or SCOPES), created_by="tests")).token

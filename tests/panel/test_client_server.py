@@ -11,6 +11,7 @@ from switchboard.panel.client import PanelClient
 from switchboard.panel.contract import ReportResultRequest
 from switchboard.panel.server import create_panel_app
 from switchboard.store import CallData, EventData, OutboxEntry
+from tests.panel.conftest import make_token
 
 TOKEN = "s3cret-token"
 
@@ -29,7 +30,12 @@ def report(number_id, phone, status, **kw) -> ReportResultRequest:  # type: igno
 async def test_dialer_contract_round_trip(store, panel_settings, serve_app):
     app = create_panel_app(store, panel_settings, list_scenarios=lambda: ["sales", {"name": "survey"}])
     async with serve_app(app) as url:
-        auth = {"Authorization": f"Bearer {TOKEN}"}
+        # The REST API with an admin's API token; the dialer contract below with BUILTIN_PANEL_TOKEN
+        # (scope `dialer` by default: it cannot touch the REST API).
+        auth = {"Authorization": f"Bearer {await make_token(store, panel_settings)}"}
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            refused = await http.post("/api/v1/contacts", json={"phone": "09121234567"})
+            assert refused.status_code == 403 and "'write' scope" in refused.text
         async with httpx.AsyncClient(base_url=url, headers=auth) as http:
             for phone in ("09121234567", "+989121234568", "۰۹۱۲۱۲۳۴۵۶۹"):
                 r = await http.post(
@@ -127,6 +133,10 @@ async def test_auth_is_required(store, panel_settings, serve_app):
             assert (await http.get("/api/v1/contacts")).status_code == 401
             assert (
                 await http.get("/api/v1/contacts", headers={"Authorization": f"Bearer {TOKEN}"})
+            ).status_code == 403  # the dialer-contract token reads no contacts
+            token = await make_token(store, panel_settings, "read", "pii")
+            assert (
+                await http.get("/api/v1/contacts", headers={"Authorization": f"Bearer {token}"})
             ).status_code == 200
 
 
@@ -162,8 +172,9 @@ async def test_rest_resources_and_csv_export(store, panel_settings, serve_app):
         CallData(id="other", direction="inbound", phone="1", company="elsewhere", ended_at=t0)
     )
     app = create_panel_app(store, panel_settings, list_scenarios=lambda: ["sales"])
+    token = await make_token(store, panel_settings)
     async with serve_app(app) as url:
-        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http:
             calls = (await http.get("/api/v1/calls", params={"limit": 1})).json()
             assert calls["total"] == 2 and len(calls["items"]) == 1
             only_out = (await http.get("/api/v1/calls", params={"direction": "outbound"})).json()

@@ -33,7 +33,8 @@ scenario:
 
 @pytest.fixture
 def panel_settings(settings):  # type: ignore[no-untyped-def]
-    return settings.model_copy(update={"builtin_panel_token": SecretStr(TOKEN), "retry_delay_seconds": 600})
+    return settings.model_copy(update={"builtin_panel_token": SecretStr(TOKEN), "retry_delay_seconds": 600,
+                                       "builtin_panel_token_scopes": "dialer,pii,write,delete"})
 
 
 async def contacts(store, company: str, *phones: str) -> list[int]:  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ import yaml
 from switchboard.app import build_node
 from switchboard.panel.server import create_panel_app
 from switchboard.settings import Settings
+from tests.panel.conftest import make_token
 
 
 async def test_admin_resume_and_status_and_strategies(tmp_path: Path, serve_app) -> None:  # type: ignore[no-untyped-def]
@@ -25,11 +26,15 @@ async def test_admin_resume_and_status_and_strategies(tmp_path: Path, serve_app)
         await node.dialer._provider_failed("trunk", "congestion")
         await node.dialer._provider_failed("trunk", "congestion")
         assert node.dialer.health.paused
-        auth = {"Authorization": "Bearer tok"}
+        # BUILTIN_PANEL_TOKEN ("tok") serves the dialer contract only; a supervisor's machine token
+        # (read, control, write) reads the state, resumes dialing and posts strategies.
+        auth = {"Authorization": f"Bearer {await make_token(node.store, settings, 'read', 'control', 'write')}"}
         async with serve_app(app) as base, httpx.AsyncClient(base_url=base, timeout=10) as http:
             state = (await http.get("/api/v1/dialer", headers=auth)).json()
             assert state["failure_pause"] == "trunk" and state["active_calls"] == 0
             assert (await http.post("/api/v1/dialer/resume")).status_code == 401
+            dialer_token = {"Authorization": "Bearer tok"}
+            assert (await http.post("/api/v1/dialer/resume", headers=dialer_token)).status_code == 403
             assert (await http.post("/api/v1/dialer/resume", headers=auth)).json() == {"paused": False}
             assert not node.dialer.health.paused
             assert (await http.get("/api/v1/dialer", headers=auth)).json()["failure_pause"] is None

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from switchboard.app import build_caller_voices, build_engine, build_network
+from switchboard.app import build_engine, build_network
 from switchboard.clock import run_virtual
 from switchboard.flows.validate import parse_scenario_text
 from switchboard.settings import Settings
 from switchboard.simulation import simulate
 from switchboard.speech.service import SpeechService
+from switchboard.telephony.sim.backend import build_caller_voices
 from switchboard.telephony.sim.script import CallerFile, CallerScript, Reply
 
 pytestmark = pytest.mark.models
+ROOT = Path(__file__).resolve().parents[2]
 
 SCENARIO = textwrap.dedent("""\
     scenario:
@@ -78,10 +81,37 @@ def test_voices_cache_each_reply_once(speech: SpeechService) -> None:
     script = CallerScript(language="en")
 
     async def twice():  # type: ignore[no-untyped-def]
-        a = await voices("no thanks", script, delay=0.3, max_duration=8, max_silence=1.5)
-        b = await voices("no thanks", script, delay=0.3, max_duration=8, max_silence=1.5)
+        a = await voices.speech("no thanks", script)
+        b = await voices.speech("no thanks", script)
         return a, b
 
     a, b = run_virtual(twice())
     assert a.sample_rate == 8000 and 0.4 < a.duration < 3.0
-    assert a.pcm == b.pcm and len(voices._cache) == 1
+    assert a.pcm is b.pcm  # synthesized once
+
+
+def test_a_caller_who_talks_over_the_agent_really_interrupts_it(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The simulator's audio mode runs on the voice layer: the scripted caller's words are real audio,
+    the shared VAD hears them start over the agent's FAQ answer, the answer stops there, and those
+    very words are what the next turn transcribes (Moonshine for English)."""
+    from switchboard.flows.registry import ScenarioRegistry
+
+    root = tmp_path_factory.mktemp("barge")
+    settings = Settings(_env_file=None, stt_provider_en="moonshine", vad_end_silence=0.4,  # type: ignore[call-arg]
+                        recordings_dir=root / "rec", tts_cache_dir=root / "tts", data_dir=root / "data")
+    speech = SpeechService.from_settings(settings)
+    scenario = ScenarioRegistry(ROOT / "scenarios").get("reception")
+    assert scenario is not None
+    caller = CallerScript(phone="09120000001", language="en", replies=[
+        Reply(say="What are your opening hours?", delay=0.4),
+        Reply(say="Thank you, goodbye.", delay=1.2, barge_in=True)])  # 1.2 s into the answer
+    engine = build_engine(settings, speech=speech)
+    ctx = run_virtual(simulate(engine, build_network(settings, speech=speech), scenario,
+                               CallerFile(caller=caller), inbound=True))
+    turns = [e.detail for e in ctx.timeline if e.event == "turn"]
+    agent = [t for t in turns if t["speaker"] == "agent"]
+    faq = next(t for t in agent if t.get("kind") == "faq")
+    assert faq.get("interrupted") is True, turns  # the answer stopped where the caller started
+    said = [t["text"].lower() for t in turns if t["speaker"] == "caller"]
+    assert "what are your opening" in said[0], said  # (Moonshine on a phone line: "hours" varies)
+    assert said[1].startswith("thank you"), said  # the words that barged in, from the first one

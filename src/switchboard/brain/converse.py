@@ -17,9 +17,9 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from switchboard import clock
 from switchboard.brain.fallback import find_matches
@@ -29,7 +29,7 @@ from switchboard.brain.personas import Persona, PersonaRegistry, pick
 from switchboard.brain.strategies import Strategy
 from switchboard.brain.tools import Effect, ToolContext, ToolRegistry
 from switchboard.speech.base import EmptyAudio, ProviderFailure, Transcript
-from switchboard.telephony.call import Audio, Call
+from switchboard.telephony.call import Audio, Call, SpeaksTextStreams
 
 log = logging.getLogger(__name__)
 
@@ -515,19 +515,37 @@ class _Conversation:
         producer = asyncio.create_task(produce())
         spoken: list[str] = []
         first_at: float | None = None
-        try:
-            while True:
-                sentence = await queue.get()
-                if sentence is None:
-                    break
+
+        async def sentences() -> AsyncIterator[str]:
+            nonlocal first_at
+            while (sentence := await queue.get()) is not None:
                 if first_at is None:
                     first_at = self._now()
-                result = await self.call.speak(sentence, language=self.language,
-                                               voice=self.persona.voice_for(self.language), interruptible=self.barge_in)
                 spoken.append(sentence)
+                yield sentence
+
+        try:
+            if self.call.capabilities.speaks_text_streams:  # the next sentence synthesized while one plays
+                result = await cast(SpeaksTextStreams, self.call).speak_stream(
+                    sentences(), language=self.language, voice=self.persona.voice_for(self.language),
+                    interruptible=self.barge_in)
                 if not result.completed:
                     producer.cancel()
                     return spoken, None, True, first_at
+            else:
+                while True:
+                    sentence = await queue.get()
+                    if sentence is None:
+                        break
+                    if first_at is None:
+                        first_at = self._now()
+                    result = await self.call.speak(sentence, language=self.language,
+                                                   voice=self.persona.voice_for(self.language),
+                                                   interruptible=self.barge_in)
+                    spoken.append(sentence)
+                    if not result.completed:
+                        producer.cancel()
+                        return spoken, None, True, first_at
             try:
                 end = await producer
             except (LLMError, ProviderFailure):

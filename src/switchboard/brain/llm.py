@@ -21,6 +21,7 @@ import openai
 from openai import AsyncOpenAI
 
 from switchboard.clock import monotonic, real_io
+from switchboard.observability import metrics
 from switchboard.speech.base import ProviderFailure
 
 log = logging.getLogger(__name__)
@@ -311,7 +312,8 @@ class LLMClient:
                     usage.add(result)
                 return result
         deadline = started + (timeout if timeout is not None else self.timeout)
-        resp = await self._with_retries(lambda sdk: sdk.chat.completions.create(**req), usage, deadline)
+        resp = await metrics.timed("llm", self.provider,
+                                   self._with_retries(lambda sdk: sdk.chat.completions.create(**req), usage, deadline))
         if not getattr(resp, "choices", None):
             raise LLMError(f"{self.provider} answered without choices")
         choice = resp.choices[0]
@@ -346,8 +348,8 @@ class LLMClient:
         req["stream_options"] = {"include_usage": True}
         limit = timeout if timeout is not None else self.timeout
         started = monotonic()
-        stream = await self._with_retries(lambda sdk: sdk.chat.completions.create(**req), usage,
-                                          started + limit)
+        stream = await metrics.timed("llm", self.provider, self._with_retries(
+            lambda sdk: sdk.chat.completions.create(**req), usage, started + limit))
         content: list[str] = []
         calls: dict[int, ToolCall] = {}
         finish: str | None = None

@@ -103,6 +103,14 @@ class DialerHealth:
         if self.paused and self._cause == kind:
             await self.resume(by=f"{kind} recovered")
 
+    async def pause(self, cause: str) -> None:
+        """A person closes the gate (the console's Pause); only `resume` opens it again."""
+        if self.paused:
+            return
+        self._running.clear()
+        self._cause = cause
+        log.warning("dialer %s", cause)
+
     async def resume(self, by: str = "admin") -> None:
         if not self.paused:
             return

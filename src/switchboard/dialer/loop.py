@@ -132,6 +132,7 @@ class Dialer:
     poll_interval: float = 5.0
     max_poll: float = 60.0  # the longest idle wait between polls of the panel
     on_call_end: Any = None  # optional callback(CallContext) for progress displays
+    live: Any = None  # optional observability.live.LiveBoard: calls in progress for the console
     stats: DialerStats = field(default_factory=DialerStats)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _calls: set[asyncio.Task[None]] = field(default_factory=set)
@@ -218,6 +219,10 @@ class Dialer:
     @property
     def active_calls(self) -> int:
         return len(self._calls)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     # --- the loop --------------------------------------------------------------------------------
     async def run(self, *, until_idle: bool = False) -> DialerStats:
@@ -509,7 +514,7 @@ class Dialer:
                              grant: Any, *, callback: Callback | None = None, call_id: str | None = None,
                              written: asyncio.Future[None] | None = None) -> None:
         call_id = call_id or f"out-{uuid.uuid4().hex[:12]}"
-        CALL_ID.set(call_id)
+        CALL_ID.set(call_id)  # this task's log lines carry the call id
         line: OutboundLine = grant.line
         attempted_at = grant.at
         data = CallData(id=call_id, direction="outbound", phone=number.phone_number, phone_e164=number.e164,
@@ -527,6 +532,9 @@ class Dialer:
                 raise
             if written is not None and not written.done():
                 written.set_result(None)
+            if self.live is not None:
+                self.live.dialing(call_id, direction="outbound", phone=number.e164, scenario=scenario.name,
+                                  line=line.phone_number)
             self.stats.originated += 1
             metrics.ORIGINATIONS.labels(line.phone_number).inc()
             metrics.ACTIVE_CALLS.labels("outbound").inc()
@@ -581,6 +589,8 @@ class Dialer:
                 self.abandon.operator_requested(c.call_id, campaign, c.remote_number)
             elif entry.event == "operator_answered":
                 self.abandon.operator_connected(c.call_id)
+            if self.live is not None:
+                self.live.event(c.call_id, entry)  # the dialer's call id (see above)
 
         ctx.listener = watch
         try:
@@ -681,6 +691,9 @@ class Dialer:
                 await call.hangup("busy")
             else:
                 await self.store.calls.start(data)
+                if self.live is not None:
+                    self.live.dialing(data.id, direction="inbound", phone=call.remote_number, scenario=scenario.name,
+                                      line=data.line)
                 metrics.ACTIVE_CALLS.labels("inbound").inc()
                 try:
                     ctx = await self._run_flow(call, scenario, {"phone": call.remote_number}, campaign="inbound",
@@ -703,6 +716,8 @@ class Dialer:
         result = ctx.result or results.UNKNOWN
         meaning = self.catalog.get(result, ctx.scenario)
         self.stats.count(result)
+        if self.live is not None:
+            self.live.ended(data.id, result)
         metrics.CALLS.labels(ctx.direction, ctx.scenario, metrics.result_label(result)).inc()
         if ctx.direction == "outbound":
             metrics.ABANDON_RATE.labels(ctx.scenario).set(self.abandon.rate(ctx.scenario))
@@ -719,7 +734,10 @@ class Dialer:
         data.transcripts = [{"role": "caller", **t} for t in ctx.transcripts]
         data.user_message = ctx.transcripts[0]["text"] if ctx.transcripts else None
         data.recording_path = ctx.recordings[-1] if ctx.recordings else None
-        data.attributes = {"steps": ctx.steps_visited, "intent_path": ctx.intent_path, "usage": ctx.usage}
+        data.attributes = {"steps": ctx.steps_visited, "intent_path": ctx.intent_path, "usage": ctx.usage,
+                           "persona": ctx.variables.get("persona"),
+                           "call_ref": ctx.variables.get("backend_call_id", ctx.call_id),
+                           "recordings": ctx.recordings}
         for key in ("callback_id", "callback_at"):
             if ctx.variables.get(key):
                 data.attributes[key] = ctx.variables[key]
@@ -796,10 +814,19 @@ class Dialer:
                                  else CallbackOutcome(callback.id, status, None))
 
     # --- control from the panel ------------------------------------------------------------------
+    async def pause(self, by: str = "admin", reason: str = "") -> None:
+        """Stop originating new calls (calls in progress finish) until `resume`."""
+        await self.health.pause(f"paused by {by}" + (f": {reason}" if reason else ""))
+        metrics.DIALER_PAUSED.set(1)
+        if self.live is not None:
+            self.live.refresh()
+
     async def resume(self, by: str = "admin") -> None:
-        """An admin resumes dialing after the failure threshold paused it."""
+        """An admin resumes dialing after a pause (theirs, or the failure threshold's)."""
         await self.health.resume(by=by)
         metrics.DIALER_PAUSED.set(0)
+        if self.live is not None:
+            self.live.refresh()
 
     def status(self) -> dict[str, Any]:
         """Live state for the panel: failure pause, calls in progress, abandon rate per campaign."""

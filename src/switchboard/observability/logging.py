@@ -92,12 +92,15 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data = {"ts": self.formatTime(record), "level": record.levelname, "logger": record.name,
                 "msg": record.getMessage()}
-        call_id = getattr(record, "call_id", None)
+        call_id = getattr(record, "call_id", None) or CALL_ID.get()
         if call_id:
             data["call_id"] = call_id
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False)
+
+
+_JsonFormatter = JsonFormatter  # the name other modules' tests use
 
 
 def setup_logging(level: str = "INFO", *, json_lines: bool = False, log_file: Path | str | None = None,

@@ -1,14 +1,16 @@
-"""What every built-in panel route needs: the shared context and Bearer-token authentication."""
+"""What every built-in panel route needs: the shared context and authentication (`panel.auth`:
+every router takes `dependencies=Authed`; the scope each route needs is decided there)."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi import Query, Request
 
+from switchboard.panel.auth import Authed, Principal, require
+from switchboard.panel.auth_accounts import AccountService
 from switchboard.panel.local import LocalPanel
 from switchboard.settings import Settings
 from switchboard.store import Store
@@ -18,6 +20,8 @@ ScenarioLister = Callable[[], Sequence[Any]]
 
 class DialerControl(Protocol):
     """What the panel may ask of a dialer running in the same process."""
+
+    async def pause(self, by: str = "admin", reason: str = "") -> None: ...
 
     async def resume(self, by: str = "admin") -> None: ...
 
@@ -33,30 +37,13 @@ class PanelContext:
     store: Store
     settings: Settings
     local: LocalPanel
+    accounts: AccountService
     list_scenarios: ScenarioLister = field(default=list)
     dialer: DialerControl | None = None
 
 
 def ctx(request: Request) -> PanelContext:
     return request.app.state.panel  # type: ignore[no-any-return]
-
-
-async def require_token(request: Request) -> None:
-    """Bearer auth against BUILTIN_PANEL_TOKEN; an empty token disables auth (loopback use)."""
-    expected = ctx(request).settings.builtin_panel_token.get_secret_value()
-    if not expected:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing or wrong bearer token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-Authed = [Depends(require_token)]
 
 
 @dataclass(frozen=True)
@@ -67,3 +54,6 @@ class PageParams:
 
 def page_params(offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> PageParams:
     return PageParams(offset, limit)
+
+
+__all__ = ["Authed", "DialerControl", "PageParams", "PanelContext", "Principal", "ctx", "page_params", "require"]

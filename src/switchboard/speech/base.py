@@ -7,9 +7,10 @@ see these protocols.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import AsyncIterator, Protocol, runtime_checkable
 
-from switchboard.telephony.call import Audio
+from switchboard.speech.audio import Audio
 
 
 class ProviderFailure(Exception):
@@ -32,6 +33,7 @@ class Transcript:
     language: str | None = None
     confidence: float | None = None
     latency: float = 0.0  # seconds spent transcribing
+    queued: float = 0.0  # seconds waiting for a slot of the shared STT pool before that
 
 
 @runtime_checkable
@@ -71,3 +73,51 @@ class VAD(Protocol):
         ...
 
     def reset(self) -> None: ...
+
+
+@runtime_checkable
+class VadStream(Protocol):
+    """One call's voice activity over its whole inbound stream.
+
+    Frames are pushed as they arrive (each exactly once); the decisions come back as events through
+    the listener, either at once (light VADs) or a few milliseconds later, when a shared model has
+    evaluated the windows of every call in one batch (`speech.vad.batch`). Endpointing state runs
+    continuously, so speech that starts while nobody listens is still whole when someone does."""
+
+    sample_rate: int
+
+    def set_listener(self, listener: "Callable[[list[VADEvent]], None]") -> None: ...
+
+    def push(self, pcm: bytes) -> None:
+        """Append PCM16 samples at `sample_rate` (any length); never blocks."""
+        ...
+
+    @property
+    def in_speech(self) -> bool: ...
+
+    def current_audio(self) -> Audio:
+        """The utterance in progress (empty when none)."""
+        ...
+
+    def flush(self) -> list[VADEvent]:
+        """End the utterance in progress now (an "end" event with its audio, or nothing)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class VadProvider(Protocol):
+    """Opens one `VadStream` per call; a provider may share one model across all of them."""
+
+    name: str
+
+    def open(self, sample_rate: int) -> VadStream: ...
+
+    async def warm_up(self) -> None:
+        """Load the model now (off the event loop) rather than under the first call."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the shared model (the process is stopping)."""
+        ...

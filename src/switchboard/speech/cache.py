@@ -15,9 +15,8 @@ import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from switchboard.speech.audio import concat, read_wav, write_wav
+from switchboard.speech.audio import Audio, concat, read_wav, write_wav
 from switchboard.speech.base import TTS
-from switchboard.telephony.call import Audio
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,8 @@ hallucinated words, so they never reach STT.
 
 from __future__ import annotations
 
-from switchboard.speech.audio import rms
+from switchboard.speech.audio import Audio, rms
 from switchboard.speech.base import EmptyAudio
-from switchboard.telephony.call import Audio
 
 MIN_DURATION = 0.1  # seconds
 MIN_RMS = 0.001  # float scale

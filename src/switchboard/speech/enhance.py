@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from switchboard.speech.audio import from_float, normalize, to_float, write_wav
-from switchboard.telephony.call import Audio
+from switchboard.speech.audio import Audio, from_float, normalize, to_float, write_wav
 
 
 def denoise(audio: Audio, *, reduction_db: float = 12.0, over_subtraction: float = 1.5,

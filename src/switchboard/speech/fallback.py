@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from switchboard.speech.base import TTS, ProviderFailure
-from switchboard.telephony.call import Audio
+from switchboard.speech.audio import Audio
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """Speech providers by name, built from `Settings`. Adding a provider is one module plus one entry
 here; nothing else changes.
 
-Offline: `whisper` (STT), `espeak` / `piper` (TTS), `silero` / `webrtc` (VAD).
+Offline: `whisper`, `moonshine` (English; per language with STT_PROVIDER_EN) (STT), `espeak` / `piper`
+(TTS), `silero` / `webrtc` (VAD).
 Cloud: `vira`, `openai` (STT and TTS), `elevenlabs` (TTS). A cloud TTS is backed by eSpeak so a
 provider outage degrades the voice, not the call.
 """
@@ -12,7 +13,7 @@ import logging
 from collections.abc import Callable
 
 from switchboard.settings import Settings
-from switchboard.speech.base import STT, TTS, VAD
+from switchboard.speech.base import STT, TTS, VAD, VadProvider
 from switchboard.speech.cache import CachedTTS
 from switchboard.speech.fallback import FallbackTTS
 from switchboard.speech.vad.endpointer import EndpointSettings
@@ -45,9 +46,16 @@ def _openai_stt(s: Settings) -> STT:
                      model=s.openai_stt_model, attempts=s.speech_http_retries)
 
 
+def _moonshine(s: Settings) -> STT:
+    from switchboard.speech.stt.moonshine import MoonshineSTT
+
+    return MoonshineSTT(max_parallel=s.max_parallel_stt)
+
+
 STT_PROVIDERS: dict[str, Callable[[Settings], STT]] = {
-    "whisper": _whisper, "vira": _vira_stt, "openai": _openai_stt,
+    "whisper": _whisper, "vira": _vira_stt, "openai": _openai_stt, "moonshine": _moonshine,
 }
+ENGLISH_ONLY_STT = ("moonshine",)
 
 
 def _espeak(s: Settings) -> TTS:
@@ -105,6 +113,27 @@ def build_stt(settings: Settings) -> STT:
     return STT_PROVIDERS[name](settings)
 
 
+def build_stt_by_language(settings: Settings) -> dict[str, STT]:
+    """STT providers chosen per caller language (`STT_PROVIDER_EN=moonshine`, ...); a language
+    without its own setting uses STT_PROVIDER. An English-only provider for another language is a
+    configuration error, named at start."""
+    chosen = {"en": settings.stt_provider_en, "fa": settings.stt_provider_fa, "ar": settings.stt_provider_ar}
+    out: dict[str, STT] = {}
+    built: dict[str, STT] = {}
+    for language, name in chosen.items():
+        name = name.strip().lower()
+        if not name or name == settings.stt_provider.lower():
+            continue
+        if name not in STT_PROVIDERS:
+            raise _unknown(f"STT_PROVIDER_{language.upper()}", name, STT_PROVIDERS)  # type: ignore[arg-type]
+        if name in ENGLISH_ONLY_STT and language != "en":
+            raise ValueError(f"STT_PROVIDER_{language.upper()}={name}: {name} understands English only")
+        if name not in built:
+            built[name] = STT_PROVIDERS[name](settings)
+        out[language] = built[name]
+    return out
+
+
 def build_tts(settings: Settings) -> TTS:
     """The configured TTS behind the on-disk cache; cloud providers fall back to (cached) eSpeak."""
     name = settings.tts_provider.lower()
@@ -130,4 +159,20 @@ def build_vad(settings: Settings, sample_rate: int = 8000) -> VAD:
         from switchboard.speech.vad.webrtc import WebRtcVAD
 
         return WebRtcVAD(sample_rate, settings=endpoint)
+    raise ValueError(f"unknown VAD provider {name!r}; choose silero or webrtc")
+
+
+def build_vad_provider(settings: Settings) -> VadProvider:
+    """The process-wide VAD for streamed calls: Silero shared by every call and evaluated in batches
+    (`speech.vad.batch`), or WebRTC's light detector decided inline per call."""
+    endpoint = EndpointSettings(min_speech=settings.vad_min_speech, end_silence=settings.vad_end_silence)
+    name = settings.vad_provider.lower()
+    if name == "silero":
+        from switchboard.speech.vad.batch import SileroBatch
+
+        return SileroBatch(settings=endpoint, period=settings.vad_batch_ms / 1000.0)
+    if name == "webrtc":
+        from switchboard.speech.vad.stream import WebRtcVadProvider
+
+        return WebRtcVadProvider(endpoint)
     raise ValueError(f"unknown VAD provider {name!r}; choose silero or webrtc")

@@ -7,6 +7,7 @@ from switchboard.store.catalog import LineSpec, OperatorSpec
 from switchboard.store.contacts import NewContact
 from switchboard.store.reports import ReportedResult, RetryDecision, RetryPolicy, default_retry_policy
 from switchboard.store.store import Store, open_store
+from switchboard.store import accounts as _accounts, usage as _usage  # noqa: E402,F401  (the console's tables and index)
 
 __all__ = [
     "AttemptOutcome",

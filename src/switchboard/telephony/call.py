@@ -17,7 +17,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from enum import Enum
+from collections.abc import AsyncIterable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import AsyncIterator, Literal, Protocol, runtime_checkable
+
+from switchboard.speech.audio import Audio  # re-exported: the one Audio type lives in speech
 
 Direction = Literal["outbound", "inbound"]
 
@@ -49,16 +53,24 @@ class DialOutcome(str, Enum):
     FAILED = "failed"
 
 
-@dataclass(slots=True)
-class Audio:
-    """Mono PCM16 little-endian audio."""
+@dataclass(frozen=True, slots=True)
+class CallCapabilities:
+    """What a call can do beyond the protocol's basics, declared by its backend so that steps read
+    it instead of probing for methods.
 
-    pcm: bytes
-    sample_rate: int
+    `audio` says how turns travel: "text" (the simulator's text mode hands over words), "files" (a
+    PBX plays and records files), "stream" (audio frames both ways through a `VoiceSession`).
+    `stream_on_request`: the call offers `streaming()`, an async context manager inside which its
+    turns are streamed (ARI's externalMedia channel, opened for a conversation).
+    `speaks_text_streams`: the call offers `speak_stream(sentences)`, which speaks sentences as they
+    are still being written (an LLM's reply): the next is synthesized while the previous plays."""
 
-    @property
-    def duration(self) -> float:
-        return len(self.pcm) / 2 / self.sample_rate if self.sample_rate else 0.0
+    audio: Literal["text", "files", "stream"] = "text"
+    stream_on_request: bool = False
+    speaks_text_streams: bool = False
+
+
+TEXT_CALL = CallCapabilities()
 
 
 @dataclass(slots=True)
@@ -113,6 +125,7 @@ class Call(Protocol):
     direction: Direction
     remote_number: str  # the customer's number
     line_number: str | None  # our outbound line / the number that was dialled inbound
+    capabilities: CallCapabilities  # declared by the backend; see CallCapabilities
 
     @property
     def hung_up(self) -> bool: ...
@@ -147,12 +160,30 @@ class Call(Protocol):
     def events(self) -> AsyncIterator[CallEvent]: ...
 
 
+@runtime_checkable
+class SpeaksTextStreams(Protocol):
+    """A call whose `capabilities.speaks_text_streams` is true."""
+
+    async def speak_stream(self, sentences: AsyncIterable[str], *, language: str | None = None,
+                           voice: str | None = None, interruptible: bool = False) -> PlaybackResult: ...
+
+
+@runtime_checkable
+class StreamsOnRequest(Protocol):
+    """A call whose `capabilities.stream_on_request` is true: `streaming()` streams the block's
+    turns (VAD endpointing, barge-in) and returns to its ordinary media afterwards."""
+
+    def streaming(self) -> AbstractAsyncContextManager[object]: ...
+
+
 class HangupSignal:
-    """Helper for backends: one place that records a hang-up and wakes every waiter."""
+    """Helper for backends: one place that records a hang-up and wakes every waiter (and tells each
+    subscriber, synchronously, e.g. a media port whose session must stop at once)."""
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
         self.cause = ""
+        self._subscribers: list[Callable[[str], None]] = []
 
     @property
     def is_set(self) -> bool:
@@ -162,6 +193,17 @@ class HangupSignal:
         if not self._event.is_set():
             self.cause = cause
             self._event.set()
+            for subscriber in list(self._subscribers):
+                subscriber(cause)
+
+    def subscribe(self, subscriber: Callable[[str], None]) -> Callable[[], None]:
+        """Call `subscriber(cause)` on the hang-up (at once if it already happened); returns the
+        unsubscribe function."""
+        if self._event.is_set():
+            subscriber(self.cause)
+            return lambda: None
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber) if subscriber in self._subscribers else None
 
     async def wait(self) -> None:
         await self._event.wait()

@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import Field
 
 from switchboard.engine.runtime import StepRuntime
 from switchboard.flows.steptypes import StepModel, register_step
-from switchboard.telephony.call import CallFailed
+from switchboard.telephony.call import CallFailed, StreamsOnRequest
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +81,12 @@ class Converse(StepModel):
                                         "persona": turn.persona})
 
         listen = ListenConfig(max_duration=stt.max_duration, max_silence=stt.max_silence)
-        # A backend that can stream audio (Asterisk's externalMedia) does so for the conversation.
-        streaming = getattr(rt.call, "streaming", None)
+        # A call that streams on request (Asterisk's externalMedia) streams the whole conversation.
+        call = rt.call
+        streamed = cast(StreamsOnRequest, call).streaming() if call.capabilities.stream_on_request \
+            else contextlib.nullcontext()
         try:
-            async with streaming() if callable(streaming) else contextlib.nullcontext():
+            async with streamed:
                 outcome = await service.run(rt.call, persona=self.persona, language=language,
                                             max_turns=self.max_turns, max_seconds=self.max_seconds,
                                             strategy=self.strategy, contact=ctx.contact,

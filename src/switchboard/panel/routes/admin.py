@@ -24,7 +24,10 @@ async def dialer_state(c: PanelContext = Depends(ctx)) -> dict[str, object]:
 
 @router.post("/dialer/pause")
 async def pause(c: PanelContext = Depends(ctx)) -> dict[str, bool]:
+    """Stop dialing: next-batch answers call_allowed=false, and a dialer in this process pauses."""
     await c.local.set_paused(True)
+    if c.dialer is not None:
+        await c.dialer.pause(by="api")
     return {"paused": True}
 
 

@@ -10,10 +10,9 @@ import time
 
 import httpx
 
-from switchboard.speech.audio import resample, wav_bytes
+from switchboard.speech.audio import Audio, resample, wav_bytes
 from switchboard.speech.base import ProviderFailure, Transcript
 from switchboard.speech.http import RETRY, HttpClient, body_json
-from switchboard.telephony.call import Audio
 
 
 def classify_openai(provider: str, resp: httpx.Response) -> Exception | str | None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from switchboard.speech.audio import resample, wav_bytes
+from switchboard.speech.audio import Audio, resample, wav_bytes
 from switchboard.speech.base import ProviderFailure, Transcript
 from switchboard.speech.http import HttpClient, body_json
 from switchboard.speech.vira import PROVIDER, auth_headers, check_body, classify_vira
-from switchboard.telephony.call import Audio
 
 
 def _text_of(body: Any) -> str | None:

@@ -18,11 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from switchboard.speech.audio import resample, to_float
+from switchboard.speech.audio import Audio, resample, to_float
 from switchboard.speech.base import Transcript
 from switchboard.speech.stt.guard import collapse_repetitions
 from switchboard.speech.stt.models import model_dir
-from switchboard.telephony.call import Audio
 
 log = logging.getLogger(__name__)
 

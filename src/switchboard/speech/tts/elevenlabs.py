@@ -17,11 +17,10 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from switchboard.speech.audio import concat
+from switchboard.speech.audio import Audio, concat
 from switchboard.speech.base import ProviderFailure
 from switchboard.speech.http import RETRY, HttpClient, body_json
 from switchboard.speech.tts.text import split_sentences
-from switchboard.telephony.call import Audio
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from switchboard.speech.tts.text import split_sentences
-from switchboard.telephony.call import Audio
+from switchboard.speech.audio import Audio
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _ESPEAK_CHARS_UTF8 = 1

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from switchboard.speech.audio import read_wav_bytes
+from switchboard.speech.audio import Audio, read_wav_bytes
 from switchboard.speech.base import ProviderFailure
 from switchboard.speech.http import HttpClient
 from switchboard.speech.stt.openai import classify_openai
 from switchboard.speech.tts.text import split_sentences
-from switchboard.telephony.call import Audio
 
 OPENAI_PCM_RATE = 24000
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from switchboard.speech.tts.text import split_sentences
-from switchboard.telephony.call import Audio
+from switchboard.speech.audio import Audio
 
 _VOICES: dict[str, Any] = {}
 _LOAD_LOCK = threading.Lock()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 
-from switchboard.speech.audio import read_wav_bytes
+from switchboard.speech.audio import Audio, read_wav_bytes
 from switchboard.speech.base import ProviderFailure
 from switchboard.speech.http import HttpClient, body_json
 from switchboard.speech.tts.text import split_sentences
 from switchboard.speech.vira import PROVIDER, auth_headers, check_body, classify_vira
-from switchboard.telephony.call import Audio
 
 
 class ViraTTS:

@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from switchboard.speech.base import VADEvent
-from switchboard.telephony.call import Audio
+from switchboard.speech.audio import Audio
 
 
 @dataclass(slots=True)

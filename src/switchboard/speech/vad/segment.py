@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 
 from switchboard.speech.base import VAD
-from switchboard.telephony.call import Audio
+from switchboard.speech.audio import Audio
 
 
 async def segment_utterance(frames: AsyncIterable[bytes], vad: VAD, *, max_duration: float,

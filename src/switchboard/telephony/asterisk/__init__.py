@@ -6,7 +6,7 @@
 from switchboard.telephony.asterisk.backend import AsteriskBackend, OriginateResult
 from switchboard.telephony.asterisk.client import AriClient, AriError
 from switchboard.telephony.asterisk.config import AriConfig
-from switchboard.telephony.asterisk.media import MediaStream
+from switchboard.telephony.asterisk.media import AriMediaPort
 from switchboard.telephony.asterisk.session import AriCall
 
-__all__ = ["AriCall", "AriClient", "AriConfig", "AriError", "AsteriskBackend", "MediaStream", "OriginateResult"]
+__all__ = ["AriCall", "AriClient", "AriConfig", "AriError", "AriMediaPort", "AsteriskBackend", "OriginateResult"]

@@ -12,8 +12,8 @@ import math
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from switchboard.speech.base import VAD
 from switchboard.telephony.asterisk.client import AriClient, AriError
 from switchboard.telephony.asterisk.events import AriEventStream, EventRouter, ws_url_from
 from switchboard.telephony.asterisk.models import StasisStart
@@ -24,9 +24,11 @@ from switchboard.telephony.asterisk.session import (
     classify_failure,
     new_call_id,
 )
-from switchboard.telephony.asterisk.streaming import MakeVad, StreamSpeech
 from switchboard.telephony.backend import DialResult
 from switchboard.telephony.call import CallerHangup, CallFailed, DialOutcome
+
+if TYPE_CHECKING:
+    from switchboard.voice.runtime import VoiceRuntime
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +57,13 @@ def _digits(number: str) -> str:
 class AsteriskBackend:
     def __init__(self, client: AriClient, config: AriConfig, *, ws_url: str, username: str, password: str,
                  synthesize: Synthesize | None = None, on_inbound: InboundHandler | None = None,
-                 allowed_inbound: list[str] | None = None, make_vad: MakeVad | None = None,
-                 stream_speech: StreamSpeech | None = None) -> None:
+                 allowed_inbound: list[str] | None = None, voice: VoiceRuntime | None = None) -> None:
         self.client = client
         self.config = config
         self.router = EventRouter()
         self.router.on_unclaimed_stasis_start = self._on_unclaimed
         self.synthesize = synthesize
-        self.make_vad = make_vad  # streamed AI turns (AriCall.streaming) need a VAD; None: files only
-        self.stream_speech = stream_speech
+        self.voice = voice  # streamed AI turns (AriCall.streaming) run on the voice layer; None: files only
         self.on_inbound = on_inbound
         self.allowed_inbound = {_digits(n) for n in (allowed_inbound or []) if _digits(n)}
         self.sessions: dict[str, AriCall] = {}
@@ -76,23 +76,20 @@ class AsteriskBackend:
     @classmethod
     def from_settings(cls, settings: object, *, synthesize: Synthesize | None = None,
                       on_inbound: InboundHandler | None = None,
-                      allowed_inbound: list[str] | None = None, make_vad: MakeVad | None = None,
-                      stream_speech: StreamSpeech | None = None) -> AsteriskBackend:
-        """`make_vad` defaults to the VAD_* settings' VAD; with ARI_STREAMING=false there is none and
-        converse steps use PBX files."""
+                      allowed_inbound: list[str] | None = None,
+                      voice: VoiceRuntime | None = None) -> AsteriskBackend:
+        """`voice` is the process's voice layer (converse steps stream over externalMedia on it);
+        with ARI_STREAMING=false, or none given, converse steps use PBX files."""
         s = settings
         if not getattr(s, "ari_streaming", True):
-            make_vad = None
-        elif make_vad is None:
-            make_vad = _settings_vad(s)
+            voice = None
         client = AriClient(s.ari_base_url, s.ari_username, s.ari_password.get_secret_value(),  # type: ignore[attr-defined]
                            app=s.ari_app_name, timeout=s.ari_timeout)  # type: ignore[attr-defined]
         if allowed_inbound is None:
             allowed_inbound = s.split_list(s.outbound_numbers)  # type: ignore[attr-defined]
         return cls(client, AriConfig.from_settings(s), ws_url=ws_url_from(s.ari_base_url, s.ari_ws_url),  # type: ignore[attr-defined]
                    username=s.ari_username, password=s.ari_password.get_secret_value(),  # type: ignore[attr-defined]
-                   synthesize=synthesize, on_inbound=on_inbound, allowed_inbound=allowed_inbound,
-                   make_vad=make_vad, stream_speech=stream_speech)
+                   synthesize=synthesize, on_inbound=on_inbound, allowed_inbound=allowed_inbound, voice=voice)
 
     name = "asterisk"
 
@@ -153,7 +150,7 @@ class AsteriskBackend:
         call = AriCall(client=self.client, router=self.router, config=self.config, call_id=call_id,
                        direction="outbound", remote_number=remote_number, line_number=line,
                        channel_id=call_id, far_channel_id=f"{call_id}-far", synthesize=self.synthesize,
-                       on_ended=self._ended, make_vad=self.make_vad, stream_speech=self.stream_speech)
+                       on_ended=self._ended, voice=self.voice)
         vars_ = {"SWITCHBOARD_CALL_ID": call_id, "SWITCHBOARD_ROLE": "customer"}
         if scenario_hint:
             vars_["SWITCHBOARD_SCENARIO"] = scenario_hint
@@ -224,7 +221,7 @@ class AsteriskBackend:
         call = AriCall(client=self.client, router=self.router, config=self.config, call_id=channel.id,
                        direction="inbound", remote_number=channel.caller.number, line_number=dialled,
                        channel_id=channel.id, synthesize=self.synthesize, on_ended=self._ended,
-                       make_vad=self.make_vad, stream_speech=self.stream_speech)
+                       voice=self.voice)
         call.mark_answered(event)
         self._register(call)
         try:
@@ -256,15 +253,6 @@ class AsteriskBackend:
             if call.bridge_id not in bridges and call._bridge_ready and not call.hung_up:
                 log.warning("call %s lost its bridge; ending it", call.call_id)
                 await call.hangup("normal")
-
-
-def _settings_vad(settings: object) -> MakeVad:
-    def make_vad(sample_rate: int) -> VAD:
-        from switchboard.speech.registry import build_vad
-
-        return build_vad(settings, sample_rate)  # type: ignore[arg-type]
-
-    return make_vad
 
 
 def _bare(number: str) -> str:

@@ -5,8 +5,6 @@ reference becomes an ARI media URI."""
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +15,10 @@ from switchboard.telephony.asterisk.models import (
     CAUSE_NO_USER_RESPONSE,
     CAUSES_UNREACHABLE,
 )
-from switchboard.telephony.call import Audio, DialOutcome
+from switchboard.telephony.call import DialOutcome
+from switchboard.voice.prompts import Synthesize, TextPrompt, text_prompt
 
-Synthesize = Callable[[str, "str | None", "str | None"], Awaitable[Audio]]
+__all__ = ["AriConfig", "Synthesize", "TextPrompt", "classify_failure", "media_uri", "text_prompt", "tts_sound_name"]
 
 # ARI `DELETE /channels?reason=` values the Call API's causes map onto.
 HANGUP_REASONS = {"normal", "busy", "congestion", "no_answer", "timeout", "rejected", "unallocated",
@@ -27,23 +26,7 @@ HANGUP_REASONS = {"normal", "busy", "congestion", "no_answer", "timeout", "rejec
                   "answered_elsewhere"}
 CAUSE_NAMES = {16: "normal", 17: "busy", 18: "no_answer", 19: "no_answer", 21: "rejected", 34: "congestion"}
 _MEDIA_SCHEMES = ("sound:", "recording:", "tone:", "number:", "digits:", "characters:")
-# A prompt given as text: `tts:Hello there` (TTS default language) or `tts/fa:سلام` (language given).
-_TEXT_PROMPT = re.compile(r"^tts(?:/(?P<lang>[A-Za-z]{2,3}(?:[-_][A-Za-z]{2,4})?))?:(?P<text>.*)$", re.DOTALL)
 TTS_SOUND_FOLDER = "switchboard"  # under AST_SOUND_DIR: where synthesized prompts are written
-
-
-@dataclass(frozen=True, slots=True)
-class TextPrompt:
-    text: str
-    language: str | None = None
-
-
-def text_prompt(prompt: str) -> TextPrompt | None:
-    """The text of a `tts:` prompt (None for a sound, file or URL reference)."""
-    match = _TEXT_PROMPT.match(prompt)
-    if match is None or not match.group("text").strip():
-        return None
-    return TextPrompt(match.group("text").strip(), match.group("lang") or None)
 
 
 def tts_sound_name(text: str, language: str | None, voice: str | None) -> str:

@@ -1,5 +1,5 @@
-"""RTP for ARI `externalMedia` channels: packets, G.711 μ-law / L16 payloads, 20 ms pacing, a jitter
-buffer, and one asyncio UDP endpoint per call.
+"""RTP for ARI `externalMedia` channels: packets, G.711 μ-law (`speech.audio`'s codec) / L16 payloads,
+a jitter buffer, and one asyncio UDP endpoint per call (the voice layer paces what it sends).
 
 Audio crosses this module's edge as PCM16 little-endian mono at the format's rate (8 kHz for `ulaw`,
 16 kHz for `slin16`); RTP L16 payloads are big-endian (network order) as RFC 3551 requires.
@@ -10,60 +10,15 @@ from __future__ import annotations
 import asyncio
 import random
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from switchboard.speech.audio import pcm16_to_ulaw, ulaw_to_pcm16
+
 FRAME_MS = 20
 RTP_HEADER = struct.Struct("!BBHII")
-
-
-# --- G.711 μ-law ----------------------------------------------------------------------------------
-
-_BIAS = 0x84
-_CLIP = 32635
-
-
-def _build_ulaw_decode() -> np.ndarray:
-    table = np.zeros(256, dtype=np.int16)
-    for i in range(256):
-        u = ~i & 0xFF
-        sign = u & 0x80
-        exponent = (u >> 4) & 0x07
-        mantissa = u & 0x0F
-        sample = ((mantissa << 3) + _BIAS) << exponent
-        sample -= _BIAS
-        table[i] = -sample if sign else sample
-    return table
-
-
-def _build_ulaw_encode() -> np.ndarray:
-    table = np.zeros(65536, dtype=np.uint8)
-    for value in range(-32768, 32768):
-        sign = 0x80 if value < 0 else 0
-        magnitude = min(-value if value < 0 else value, _CLIP) + _BIAS
-        exponent = 7
-        mask = 0x4000
-        while exponent > 0 and not magnitude & mask:
-            exponent -= 1
-            mask >>= 1
-        mantissa = (magnitude >> (exponent + 3)) & 0x0F
-        table[value & 0xFFFF] = ~(sign | (exponent << 4) | mantissa) & 0xFF
-    return table
-
-
-_ULAW_DECODE = _build_ulaw_decode()
-_ULAW_ENCODE = _build_ulaw_encode()
-
-
-def ulaw_encode(pcm: bytes) -> bytes:
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.int32) & 0xFFFF
-    return _ULAW_ENCODE[samples].tobytes()
-
-
-def ulaw_decode(data: bytes) -> bytes:
-    return _ULAW_DECODE[np.frombuffer(data, dtype=np.uint8)].astype("<i2").tobytes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +39,12 @@ class RtpFormat:
 
     def encode(self, pcm: bytes) -> bytes:
         if self.name == "ulaw":
-            return ulaw_encode(pcm)
+            return pcm16_to_ulaw(pcm)
         return np.frombuffer(pcm, dtype="<i2").astype(">i2").tobytes()
 
     def decode(self, payload: bytes) -> bytes:
         if self.name == "ulaw":
-            return ulaw_decode(payload)
+            return ulaw_to_pcm16(payload)
         return np.frombuffer(payload[: len(payload) // 2 * 2], dtype=">i2").astype("<i2").tobytes()
 
 
@@ -239,12 +194,20 @@ class JitterBuffer:
         return len(self._packets)
 
 
+def _drop(pcm: bytes) -> None:
+    pass
+
+
 class RtpEndpoint(asyncio.DatagramProtocol):
-    """One call's UDP RTP socket: inbound frames through a jitter buffer, outbound paced at 20 ms.
+    """One call's UDP RTP socket: inbound frames through a jitter buffer straight to `on_frame`,
+    outbound frames sent the moment they are handed over (the voice layer paces them).
 
     The remote address is learnt from the first packet received (symmetric RTP, as Asterisk's
-    externalMedia expects) unless given explicitly.
+    externalMedia expects) unless given explicitly. Nothing here runs per packet but the packet
+    itself: no queue, task or timer (the jitter buffer's flush timer is armed once per pause).
     """
+
+    FILL_EVERY = 0.06  # while the far end is silent, silence frames are handed over this often
 
     def __init__(self, fmt: RtpFormat, *, jitter_depth: int = 3) -> None:
         self.fmt = fmt
@@ -252,15 +215,18 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.jitter = JitterBuffer(depth=jitter_depth)
         self.remote: tuple[str, int] | None = None
         self.transport: asyncio.DatagramTransport | None = None
+        self.on_frame: Callable[[bytes], None] = _drop  # PCM16 frames of 20 ms at fmt.sample_rate
+        self.on_closed: Callable[[], None] | None = None
         self.received = 0
         self.sent = 0
-        self._inbound: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self._outbound: asyncio.Queue[bytes] = asyncio.Queue()
-        self._pacer: asyncio.Task[None] | None = None
-        self._flush_timer: asyncio.TimerHandle | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
         self.closed = False
+        self._last_packet = 0.0
+        self._last_sent: float | None = None
+        self._spurt_over = False
+        self._filled_until = 0.0  # silence delivered up to here while the far end sends nothing
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._hold = FRAME_MS * (jitter_depth + 1) / 1000  # a pause this long hands over what is buffered
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     async def open(cls, host: str, fmt: RtpFormat, *, port: int = 0, jitter_depth: int = 3) -> RtpEndpoint:
@@ -279,7 +245,7 @@ class RtpEndpoint(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self._pacer = asyncio.get_running_loop().create_task(self._pace())
+        self._loop = asyncio.get_running_loop()
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
@@ -291,85 +257,75 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         self.received += 1
         self.jitter.push(pkt)
         self._release(drain=False)
-        # If the stream pauses, hand over what is buffered after a few frame times.
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-        self._flush_timer = asyncio.get_running_loop().call_later(
-            FRAME_MS * (self.jitter.depth + 1) / 1000, self._release, True)
+        assert self._loop is not None
+        self._last_packet = self._loop.time()
+        if self._flush_timer is None:
+            self._flush_timer = self._loop.call_later(self._hold, self._flush)
+
+    def _flush(self) -> None:
+        """If the stream paused, hand over what the jitter buffer holds, then keep the caller's
+        audio clock running with silence (Asterisk sends nothing while nobody in the bridge makes a
+        sound, and endpointing needs the silence that ends an utterance) — a few frames per timer,
+        until packets flow again; otherwise look again later."""
+        self._flush_timer = None
+        assert self._loop is not None
+        now = self._loop.time()
+        idle = now - self._last_packet
+        if idle >= self._hold - 1e-3:
+            self._release(drain=True)
+            if self._filled_until < self._last_packet:
+                self._filled_until = self._last_packet + self._hold  # the buffered packets covered that
+            silent = int((now - self._filled_until) / (FRAME_MS / 1000))
+            for _ in range(max(0, silent)):
+                self.on_frame(b"\x00" * self.fmt.pcm_frame_bytes)
+            self._filled_until += max(0, silent) * FRAME_MS / 1000
+            if not self.closed:
+                self._flush_timer = self._loop.call_later(self.FILL_EVERY, self._flush)
+        elif len(self.jitter):
+            self._flush_timer = self._loop.call_later(self._hold - idle, self._flush)
 
     def _release(self, drain: bool) -> None:
         for pkt in self.jitter.pop_ready(drain=drain):
             if pkt is None:
-                self._inbound.put_nowait(b"\x00" * self.fmt.pcm_frame_bytes)
+                self.on_frame(b"\x00" * self.fmt.pcm_frame_bytes)
             else:
-                self._inbound.put_nowait(self.fmt.decode(pkt.payload))
+                self.on_frame(self.fmt.decode(pkt.payload))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._inbound.put_nowait(None)
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        if self.on_closed is not None:
+            self.on_closed()
 
     # --- public API -----------------------------------------------------------------------------
 
-    async def frames(self) -> AsyncIterator[bytes]:
-        """Inbound PCM16 frames (20 ms each) in order, until the endpoint closes."""
-        while True:
-            frame = await self._inbound.get()
-            if frame is None:
-                return
-            yield frame
+    def end_talkspurt(self) -> None:
+        """The audio sent so far is complete (the voice layer's playback ended): the next packet
+        starts a new talkspurt."""
+        self._spurt_over = True
 
-    def send(self, pcm: bytes, *, flush: bool = True) -> None:
-        """Queue PCM for paced transmission (one packet per 20 ms)."""
-        for frame in self.packetizer.frames(pcm, flush=flush):
-            self._outbound.put_nowait(frame)
-        if not self._outbound.empty():
-            self._idle.clear()
-
-    def clear(self) -> int:
-        """Drop queued outbound audio (barge-in); returns the number of frames dropped."""
-        dropped = 0
-        while not self._outbound.empty():
-            self._outbound.get_nowait()
-            dropped += 1
-        self._idle.set()
-        return dropped
-
-    async def drain(self) -> None:
-        """Wait until every queued outbound frame has been sent."""
-        await self._idle.wait()
-
-    async def _pace(self) -> None:
-        loop = asyncio.get_running_loop()
+    def send(self, pcm: bytes) -> None:
+        """Send whole 20 ms frames now, one packet each. Within a talkspurt the RTP clock runs on
+        sample by sample, even when a busy loop hands a frame over late; a new talkspurt (after
+        `end_talkspurt`, or a second without audio) skips the clock over the silence and sets the
+        marker bit, as RFC 3551 wants."""
+        if self.remote is None or self.transport is None or self.closed:
+            return
+        assert self._loop is not None
+        now = self._loop.time()
         interval = FRAME_MS / 1000
-        last_sent: float | None = None
-        while True:
-            frame = await self._outbound.get()
-            start = loop.time()
-            if last_sent is not None:
-                if start - last_sent > 2 * interval:
-                    self.packetizer.skip(start - last_sent - interval)
-                elif start < last_sent + interval:  # keep 20 ms between bursts too
-                    await asyncio.sleep(last_sent + interval - start)
-                    start = loop.time()
-            n = 0
-            while True:
-                if self.remote is not None and self.transport is not None and not self.closed:
-                    self.transport.sendto(self.packetizer.packet(frame).pack(), self.remote)
-                    self.sent += 1
-                last_sent = loop.time()
-                n += 1
-                if self._outbound.empty():
-                    self._idle.set()
-                    break
-                frame = self._outbound.get_nowait()
-                # schedule against the burst's start so timer jitter never accumulates
-                await asyncio.sleep(max(0.0, start + n * interval - loop.time()))
+        if self._last_sent is not None and (self._spurt_over or now - self._last_sent > 1.0):
+            self.packetizer.skip(max(0.0, now - self._last_sent - interval))
+        self._spurt_over = False
+        for frame in self.packetizer.frames(pcm, flush=True):
+            self.transport.sendto(self.packetizer.packet(frame).pack(), self.remote)
+            self.sent += 1
+        self._last_sent = now
 
     def close(self) -> None:
-        if self._pacer is not None:
-            self._pacer.cancel()
         if self._flush_timer is not None:
             self._flush_timer.cancel()
+            self._flush_timer = None
         if self.transport is not None and not self.closed:
             self.transport.close()
-        self._idle.set()

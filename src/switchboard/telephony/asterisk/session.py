@@ -16,11 +16,12 @@ import contextlib
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from switchboard.telephony.asterisk.audio import normalise, read_wav, write_tts_sound, write_wav
+from switchboard.speech.audio import read_wav_bytes, write_wav
+from switchboard.telephony.asterisk.audio import normalise_recording, write_tts_sound
 from switchboard.telephony.asterisk.client import AriClient, AriError
 from switchboard.telephony.asterisk.config import (
     CAUSE_NAMES,
@@ -33,7 +34,7 @@ from switchboard.telephony.asterisk.config import (
     tts_sound_name,
 )
 from switchboard.telephony.asterisk.events import EventRouter
-from switchboard.telephony.asterisk.media import MediaStream
+from switchboard.telephony.asterisk.media import AriMediaPort
 from switchboard.telephony.asterisk.models import (
     ChannelDestroyed,
     ChannelDtmfReceived,
@@ -49,9 +50,9 @@ from switchboard.telephony.asterisk.models import (
     StasisStart,
 )
 from switchboard.telephony.asterisk.rtp import RtpEndpoint, rtp_format
-from switchboard.telephony.asterisk.streaming import MakeVad, StreamingSession, StreamSpeech
 from switchboard.telephony.call import (
     Audio,
+    CallCapabilities,
     CallerHangup,
     CallEvent,
     CallFailed,
@@ -63,9 +64,13 @@ from switchboard.telephony.call import (
     TransferResult,
 )
 
+if TYPE_CHECKING:
+    from switchboard.voice.runtime import VoiceRuntime
+    from switchboard.voice.session import VoiceSession
+
 log = logging.getLogger(__name__)
 
-__all__ = ["AriCall", "AriConfig", "MediaStream", "Synthesize", "classify_failure", "media_uri", "new_call_id"]
+__all__ = ["AriCall", "AriConfig", "AriMediaPort", "Synthesize", "classify_failure", "media_uri", "new_call_id"]
 
 @dataclass
 class _Leg:
@@ -92,8 +97,7 @@ class AriCall:
     def __init__(self, *, client: AriClient, router: EventRouter, config: AriConfig, call_id: str,
                  direction: Direction, remote_number: str, line_number: str | None, channel_id: str,
                  far_channel_id: str | None = None, synthesize: Synthesize | None = None,
-                 on_ended: Callable[[AriCall], None] | None = None, make_vad: MakeVad | None = None,
-                 stream_speech: StreamSpeech | None = None) -> None:
+                 on_ended: Callable[[AriCall], None] | None = None, voice: VoiceRuntime | None = None) -> None:
         self.call_id = call_id
         self.direction: Direction = direction
         self.remote_number = remote_number
@@ -103,9 +107,11 @@ class AriCall:
         self.config = config
         self.synthesize = synthesize
         self.on_ended = on_ended
-        self.make_vad = make_vad  # None: no streamed turns (speak/record always go through files)
-        self.stream_speech = stream_speech
-        self._streaming: StreamingSession | None = None
+        self.voice = voice  # the shared voice layer; None: no streamed turns (files only)
+        self.capabilities = CallCapabilities(audio="files", stream_on_request=voice is not None,
+                                             speaks_text_streams=True)
+        self._streaming: VoiceSession | None = None
+        self._stream_seq = 0
         self.channel_id = channel_id
         self.bridge_id = f"{call_id}-bridge"
         self.hangup_signal = HangupSignal()
@@ -120,7 +126,7 @@ class AriCall:
         self._dtmf_listeners: list[Callable[[str], None]] = []
         self._pending_playbacks: dict[str, asyncio.Future[Event]] = {}
         self._pending_recordings: dict[str, asyncio.Future[Event]] = {}
-        self._media: list[MediaStream] = []
+        self._media: list[AriMediaPort] = []
         self._teardown_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Future[None]] = set()
         self._customer = self._add_leg(channel_id, "customer", far_channel_id)
@@ -231,6 +237,11 @@ class AriCall:
         self.hangup_signal.set(cause)
         self._schedule_teardown(cause)
 
+    def add_dtmf_listener(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call `listener(digit)` for each key the customer presses; returns the unsubscribe."""
+        self._dtmf_listeners.append(listener)
+        return lambda: self._dtmf_listeners.remove(listener) if listener in self._dtmf_listeners else None
+
     # --- lifecycle ------------------------------------------------------------------------------
 
     def mark_answered(self, event: StasisStart) -> None:
@@ -283,8 +294,8 @@ class AriCall:
     async def _teardown(self, cause: str) -> None:
         reason = cause if cause in HANGUP_REASONS else "normal"
         self.hangup_signal.set(cause)
-        for stream in list(self._media):
-            stream.endpoint.close()
+        for port in list(self._media):
+            port.endpoint.close()
         for name in list(self._pending_recordings):
             await self._quiet(self.client.stop_recording(name))
         for leg in list(self._legs.values()):
@@ -394,7 +405,10 @@ class AriCall:
         while streaming, send it as RTP instead (barge-in by the caller's voice when interruptible)."""
         self.hangup_signal.check()
         if self._streaming is not None:
-            return await self._streaming.speak(text, language=language, voice=voice, interruptible=interruptible)
+            result = await self._streaming.say(text, language=language, voice=voice, interruptible=interruptible)
+            if result.interrupted_by == "speech":
+                self._events.put_nowait(CallEvent("speech", {"barge_in": True}))
+            return result
         if self.synthesize is None:
             raise CallFailed("speak: no TTS synthesizer configured for the Asterisk backend")
         rel = tts_sound_name(text, language, voice)
@@ -404,13 +418,28 @@ class AriCall:
             await asyncio.to_thread(write_tts_sound, path, audio)
         return await self._play(f"sound:{rel}", interruptible=interruptible)
 
+    async def speak_stream(self, sentences: AsyncIterable[str], *, language: str | None = None,
+                           voice: str | None = None, interruptible: bool = False) -> PlaybackResult:
+        """Sentences as they are written: streamed on the voice layer (the next one synthesized while
+        the previous plays) while streaming, else one PBX playback per sentence."""
+        if self._streaming is not None:
+            result = await self._streaming.say(sentences, language=language, voice=voice, interruptible=interruptible)
+            if result.interrupted_by == "speech":
+                self._events.put_nowait(CallEvent("speech", {"barge_in": True}))
+            return result
+        async for sentence in sentences:
+            result = await self.speak(sentence, language=language, voice=voice, interruptible=interruptible)
+            if not result.completed:
+                return result
+        return PlaybackResult(completed=True)
+
     async def record(self, *, max_duration: float, max_silence: float, terminate_on: str = "") -> Recording:
         """Snoop-record the customer into a file; while streaming, cut the utterance from the RTP
         frames with the VAD instead."""
         self.hangup_signal.check()
         if self._streaming is not None:
-            return await self._streaming.record(max_duration=max_duration, max_silence=max_silence,
-                                                terminate_on=terminate_on)
+            return await self._streamed_record(self._streaming, max_duration=max_duration,
+                                               max_silence=max_silence, terminate_on=terminate_on)
         await self.ensure_bridge()
         name = self._next_id("rec")
         finished = self.router.expect("recording", name,
@@ -463,7 +492,7 @@ class AriCall:
             self._dtmf_listeners.remove(on_digit)
             self._pending_recordings.pop(name, None)
             if snoop_id is not None:
-                await self._drop_leg(snoop_id)
+                await self.drop_leg(snoop_id)
             if not ok:
                 task = asyncio.ensure_future(self._discard_recording(name, finished))
                 self._background.add(task)
@@ -484,7 +513,7 @@ class AriCall:
         def save() -> Audio:
             folder.mkdir(parents=True, exist_ok=True)
             original.write_bytes(data)
-            audio = normalise(read_wav(data))
+            audio = normalise_recording(read_wav_bytes(data))
             write_wav(folder / f"{name}.normalised.wav", audio)
             return audio
 
@@ -507,7 +536,8 @@ class AriCall:
                     return
             await asyncio.sleep(0.5)
 
-    async def _drop_leg(self, channel_id: str) -> None:
+    async def drop_leg(self, channel_id: str) -> None:
+        """Hang up one of the call's auxiliary legs (snoop, media, an operator who never joined)."""
         leg = self._legs.get(channel_id)
         if leg is not None and not leg.destroyed:
             await self._quiet(self.client.hangup(channel_id, "normal"))
@@ -536,7 +566,7 @@ class AriCall:
         try:
             done = await self._wait(leg.started, leg.gone, timeout=timeout + self.config.event_grace)
         except CallerHangup:
-            await self._drop_leg(op_id)
+            await self.drop_leg(op_id)
             raise
         finally:
             if hold is not None:
@@ -546,7 +576,7 @@ class AriCall:
             try:
                 await self.client.add_channel(self.bridge_id, op_id)
             except AriError as exc:
-                await self._drop_leg(op_id)
+                await self.drop_leg(op_id)
                 if self.hung_up:
                     raise CallerHangup(self.hangup_signal.cause) from exc
                 return TransferResult(False, operator_number, "failed")
@@ -561,7 +591,7 @@ class AriCall:
             outcome, _ = classify_failure(cause, _txt, status)
             reason = {DialOutcome.BUSY: "busy", DialOutcome.NO_ANSWER: "no_answer"}.get(outcome, "failed")
             return TransferResult(False, operator_number, reason)
-        await self._drop_leg(op_id)
+        await self.drop_leg(op_id)
         return TransferResult(False, operator_number, "timeout")
 
     async def _hold_loop(self, prompt: str) -> None:
@@ -594,8 +624,8 @@ class AriCall:
 
     # --- streaming ------------------------------------------------------------------------------
 
-    async def external_media(self, *, format: str | None = None) -> MediaStream:
-        """Add an externalMedia (RTP/UDP) channel to the bridge and return its audio stream."""
+    async def external_media(self, *, format: str | None = None) -> AriMediaPort:
+        """Add an externalMedia (RTP/UDP) channel to the bridge and return its audio as a port."""
         self.hangup_signal.check()
         await self.ensure_bridge()
         fmt = rtp_format(format or self.config.external_media_format)
@@ -617,51 +647,60 @@ class AriCall:
             await self.client.add_channel(self.bridge_id, media_id)
         except (AriError, CallerHangup) as exc:
             endpoint.close()
-            await self._drop_leg(media_id)
+            await self.drop_leg(media_id)
             if isinstance(exc, AriError):
                 self._raise_for(exc, "external_media")
             raise
-        stream = MediaStream(self, media_id, endpoint)
-        self._media.append(stream)
-        return stream
+        media = AriMediaPort(self, media_id, endpoint)
+        self._media.append(media)
+        return media
 
     @property
-    def streaming_session(self) -> StreamingSession | None:
+    def streaming_session(self) -> VoiceSession | None:
         return self._streaming
 
     @contextlib.asynccontextmanager
-    async def streaming(self) -> AsyncIterator[StreamingSession | None]:
+    async def streaming(self) -> AsyncIterator[VoiceSession | None]:
         """Stream the turns inside the block (the `converse` step asks for it): `speak` and `record`
-        run on an externalMedia channel in the bridge, with VAD endpointing and barge-in.
+        run on the voice layer over an externalMedia channel in the bridge — shared VAD
+        endpointing, paced RTP, barge-in.
 
-        Yields None, and the call keeps using PBX files, when no VAD is configured or Asterisk
-        refuses the channel; nested blocks share the outer one's stream."""
-        if self._streaming is not None or self.make_vad is None:
+        Yields None, and the call keeps using PBX files, when there is no voice layer or Asterisk
+        refuses the channel; nested blocks share the outer one's session."""
+        if self._streaming is not None or self.voice is None:
             yield self._streaming
             return
         self.hangup_signal.check()
-        stream: MediaStream | None = None
+        port: AriMediaPort | None = None
         try:
-            stream = await self.external_media()
+            port = await self.external_media()
         except CallFailed as exc:
             log.warning("call %s: streaming unavailable, using PBX files: %s", self.call_id, exc.reason)
-        if stream is None:
+        if port is None:
             yield None
             return
-        try:
-            vad = await asyncio.to_thread(self.make_vad, stream.sample_rate)
-        except BaseException:
-            await stream.close()
-            raise
-        session = StreamingSession(self, stream, vad, synthesize=self.synthesize,
-                                   stream_speech=self.stream_speech)
-        session.start()
+        session = self.voice.session(port)
         self._streaming = session
         try:
             yield session
         finally:
             self._streaming = None
-            await asyncio.shield(session.close())
+            await asyncio.shield(session.close(self.hangup_signal.cause or "stream_closed"))
+
+    async def _streamed_record(self, session: VoiceSession, *, max_duration: float, max_silence: float,
+                               terminate_on: str) -> Recording:
+        heard = await session.listen(max_duration=max_duration, max_silence=max_silence, terminate_on=terminate_on)
+        self._stream_seq += 1
+        name = f"{self.call_id}-stream{self._stream_seq}"
+        path = None
+        keeper = self.voice.recordings if self.voice is not None else None
+        if heard.audio.pcm and keeper is not None:
+            path = keeper.keep(self.call_id, name, heard.audio)  # written off the turn's path
+            if path is not None:
+                self.recording_paths.append(path)
+        self._events.put_nowait(CallEvent("recording_finished", {
+            "name": name, "duration": round(heard.audio.duration, 3), "dtmf": heard.dtmf, "streamed": True}))
+        return Recording(audio=heard.audio, dtmf=heard.dtmf, path=path)
 
     # --- reconnect ------------------------------------------------------------------------------
 

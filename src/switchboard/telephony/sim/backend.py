@@ -6,11 +6,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from switchboard.telephony.backend import DialResult, InboundHandler
 from switchboard.telephony.sim.network import SimNetwork
 from switchboard.telephony.sim.script import CallerScript
+
+if TYPE_CHECKING:
+    from switchboard.settings import Settings
+    from switchboard.speech.service import SpeechService
+    from switchboard.telephony.registry import BackendDeps
+    from switchboard.telephony.sim.voice import CallerVoices
+    from switchboard.voice.runtime import VoiceRuntime
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +33,30 @@ class SimBackend:
     name: str = "sim"
     dialed: list[dict[str, str]] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @classmethod
+    def from_deps(cls, deps: BackendDeps) -> SimBackend:
+        """The demo's network: demo contacts behave as generated; any other number (imported
+        contacts, an external panel's batch) gets a behaviour derived from the number, so runs are
+        repeatable. Audio mode when the voice layer was built (SIM_AUDIO)."""
+        from switchboard.demo import demo_contact_for
+        from switchboard.phones import try_normalize
+
+        settings = deps.settings
+        network = build_network(settings, speech=deps.speech, voice=deps.voice)
+        people = {}
+        for p in deps.demo:
+            parsed = try_normalize(p.phone, settings.default_region)
+            people[parsed.e164 if parsed else p.phone] = p
+        registry = deps.scenarios
+
+        def script(number: str, variables: dict[str, str]) -> CallerScript:
+            person = people.get(number) or demo_contact_for(number)
+            scenario = registry.get(variables.get("SWITCHBOARD_SCENARIO", "")) if registry else None
+            language = (scenario.spec.stt.language or scenario.spec.language) if scenario else None
+            return person.script(language)
+
+        return cls(network=network, default_script=script)
 
     def script_for(self, number: str, variables: dict[str, str] | None = None) -> CallerScript:
         script = self.scripts.get(number)
@@ -55,3 +86,20 @@ class SimBackend:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def build_caller_voices(speech: SpeechService) -> CallerVoices:
+    """English callers speak with Piper (Whisper and Moonshine hear it well); others with the
+    configured TTS."""
+    from switchboard.speech.tts.piper import PiperTTS
+    from switchboard.telephony.sim.voice import CallerVoices
+
+    return CallerVoices(voices={"en": PiperTTS(), "*": speech.tts})
+
+
+def build_network(settings: Settings, *, speech: SpeechService | None = None,
+                  voice: VoiceRuntime | None = None) -> SimNetwork:
+    """Text mode without speech; audio mode (callers speak, the voice layer listens) with both."""
+    audio = speech is not None and voice is not None
+    return SimNetwork(origination_timeout=float(settings.origination_timeout), voice=voice if audio else None,
+                      caller_voices=build_caller_voices(speech) if audio and speech is not None else None)

@@ -1,21 +1,24 @@
 """A simulated call: the far end follows a `CallerScript`; time passes on the loop's clock (virtual
 by default, so thousands of calls take seconds).
 
-Text mode hands the engine the caller's words directly; audio mode (`AudioVoice` given) synthesizes
-them, sends them through a phone line (8 kHz mu-law, optional noise) and hands the engine audio, so
-VAD and STT run exactly as on a real call.
+In text mode this is the call the engine drives: it hands over the caller's words directly. In
+audio mode it is only the call's signalling (answer, hang-up, operators) — the `CallControl` of a
+`StreamingCall` whose turns run on the voice layer against a `SimCallerPort` that speaks the
+script as real audio (see `sim.port`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from switchboard.telephony.call import (
-    Audio,
+    TEXT_CALL,
+    CallCapabilities,
     CallerHangup,
     CallEvent,
     Direction,
@@ -30,13 +33,7 @@ if TYPE_CHECKING:
     from switchboard.telephony.sim.network import SimNetwork
 
 _ids = itertools.count(1)
-
-class CallerVoice(Protocol):
-    """Turns a caller's reply into the utterance a `record` hears (audio mode); None = text mode."""
-
-    async def __call__(self, text: str | None, script: CallerScript, *, delay: float, max_duration: float,
-                       max_silence: float, language: str | None = None) -> Audio: ...
-
+_RUN = uuid.uuid4().hex[:6]  # call ids unique across runs (recordings are named after them)
 
 @dataclass
 class SimTimings:
@@ -52,9 +49,8 @@ class SimCall:
     script: CallerScript
     direction: Direction
     line_number: str | None
-    caller_voice: CallerVoice | None = None
     timings: SimTimings = field(default_factory=SimTimings)
-    call_id: str = field(default_factory=lambda: f"sim-{next(_ids)}")
+    call_id: str = field(default_factory=lambda: f"sim-{_RUN}-{next(_ids)}")
     played: list[str] = field(default_factory=list)
     spoken: list[str] = field(default_factory=list)
     transfers: list[dict[str, object]] = field(default_factory=list)
@@ -65,6 +61,8 @@ class SimCall:
     _events: asyncio.Queue[CallEvent] = field(default_factory=asyncio.Queue)
     _timer: asyncio.TimerHandle | None = None
     _connected_operator: str | None = None
+    capabilities: CallCapabilities = TEXT_CALL  # the words themselves; audio mode is a StreamingCall
+    hangup_listeners: list[Callable[[str], None]] = field(default_factory=list)  # told of the far end's hang-up
 
     @property
     def remote_number(self) -> str:
@@ -74,18 +72,21 @@ class SimCall:
     def hung_up(self) -> bool:
         return self._hangup.is_set
 
-    def _far_end_hangup(self, cause: str = "normal") -> None:
+    def far_end_hangup(self, cause: str = "normal") -> None:
+        """The simulated caller (or the conversation's end) hangs up."""
         if not self._hangup.is_set:
             self.hung_up_by = "caller"
             self._hangup.set(cause)
             self._events.put_nowait(CallEvent("hangup", {"by": "caller", "cause": cause}))
+            for listener in list(self.hangup_listeners):
+                listener(cause)
 
     def start(self) -> None:
         """The far end picked up: arm its hang-up timer."""
         self.answered = True
         if self.script.hangup_after is not None:
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self.script.hangup_after, self._far_end_hangup, "caller_hangup")
+            self._timer = loop.call_later(self.script.hangup_after, self.far_end_hangup, "caller_hangup")
 
     async def _pass(self, seconds: float) -> None:
         await self._hangup.race(asyncio.sleep(max(0.0, seconds)))
@@ -125,14 +126,10 @@ class SimCall:
         self._reply_index += 1
         if reply is None or reply.silence:
             await self._pass(min(max_duration, max_silence + 0.5))
-            if self.caller_voice is None:
-                return Recording(text="")
-            audio = await self.caller_voice(None, self.script, delay=0.0, max_duration=max_duration,
-                                            max_silence=max_silence)
-            return Recording(audio=audio)
+            return Recording(text="")
         if reply.hangup:
             await self._pass(reply.delay)
-            self._far_end_hangup("caller_hangup")
+            self.far_end_hangup("caller_hangup")
             raise CallerHangup("caller_hangup")
         if reply.dtmf is not None:
             await self._pass(reply.delay + 0.25 * len(reply.dtmf))
@@ -143,11 +140,7 @@ class SimCall:
         words = max(1, len(reply.say.split()))
         talk = words / self.timings.words_per_second
         await self._pass(min(max_duration, reply.delay + talk + max_silence))
-        if self.caller_voice is None:
-            return Recording(text=reply.say, language=reply.language or self.script.language)
-        audio = await self.caller_voice(reply.say, self.script, delay=reply.delay, max_duration=max_duration,
-                                        max_silence=max_silence, language=reply.language)
-        return Recording(audio=audio)
+        return Recording(text=reply.say, language=reply.language or self.script.language)
 
     async def transfer(self, operator_number: str, *, caller_id: str, timeout: float,
                        hold_prompt: str | None = None) -> TransferResult:
@@ -176,7 +169,7 @@ class SimCall:
             return True
         if self._connected_operator is not None and self.script.hangup_after is None and self._timer is None:
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self.script.talk_seconds, self._far_end_hangup, "conversation_over")
+            self._timer = loop.call_later(self.script.talk_seconds, self.far_end_hangup, "conversation_over")
         limit = self.timings.max_wait if timeout is None else timeout
         try:
             await asyncio.wait_for(self._hangup.wait(), limit)

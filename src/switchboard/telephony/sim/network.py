@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from switchboard.telephony.call import DialOutcome, Direction
-from switchboard.telephony.sim.call import CallerVoice, SimCall, SimTimings
+from switchboard.telephony.call import Call, DialOutcome, Direction
+from switchboard.telephony.sim.call import SimCall, SimTimings
 from switchboard.telephony.sim.script import CallerScript, OperatorScript
+from switchboard.voice.pacing import Pacer
+
+if TYPE_CHECKING:
+    from switchboard.telephony.sim.voice import CallerVoices
+    from switchboard.voice.runtime import VoiceRuntime
 
 
 @dataclass
 class SimNetwork:
+    """Text mode by default; audio mode when given the voice layer (`voice`, our side) and the
+    callers' voices: each call is then a `StreamingCall` against a `SimCallerPort`."""
+
     operators: dict[str, OperatorScript] = field(default_factory=dict)
-    caller_voice: CallerVoice | None = None
+    voice: "VoiceRuntime | None" = None
+    caller_voices: "CallerVoices | None" = None
     timings: SimTimings = field(default_factory=SimTimings)
     origination_timeout: float = 30.0
     originated: int = 0
@@ -27,15 +37,36 @@ class SimNetwork:
     def operator(self, number: str) -> OperatorScript | None:
         return self.operators.get(number)
 
+    _media_clock: Pacer | None = None
+    _prompts: object = None  # the simulator's prompt source (StandInPrompts), made with the clock
+
+    @property
+    def audio(self) -> bool:
+        return self.voice is not None and self.caller_voices is not None
+
     def _call(self, script: CallerScript, direction: Direction, line: str | None) -> SimCall:
-        call = SimCall(network=self, script=script, direction=direction, line_number=line,
-                       caller_voice=self.caller_voice, timings=self.timings)
+        call = SimCall(network=self, script=script, direction=direction, line_number=line, timings=self.timings)
         if self.keep_calls:
             self.calls.append(call)
         return call
 
+    def _media(self, call: SimCall) -> Call:
+        """Audio mode: the scripted caller speaks through a port; turns run on the voice layer."""
+        if not self.audio:
+            return call
+        from switchboard.telephony.sim.port import SimCallerPort, StandInPrompts
+
+        assert self.voice is not None and self.caller_voices is not None
+        if self._media_clock is None:
+            self._media_clock = Pacer(lead=0.0)  # the far ends' 20 ms clock, shared by every caller
+            self._prompts = StandInPrompts(self.voice.prompts, self.timings.prompt_seconds)
+        port = SimCallerPort(call, self.caller_voices, self._media_clock)
+        return self.voice.call(port, call, call_id=call.call_id, direction=call.direction,
+                               remote_number=call.remote_number, line_number=call.line_number,
+                               language=call.script.language, prompts=self._prompts)
+
     async def dial(self, script: CallerScript, *, line: str | None = None,
-                   timeout: float | None = None) -> tuple[DialOutcome, SimCall | None]:
+                   timeout: float | None = None) -> tuple[DialOutcome, Call | None]:
         """Ring a scripted contact; returns how the attempt ended and, if answered, the live call."""
         self.originated += 1
         answer = script.answer
@@ -62,8 +93,8 @@ class SimNetwork:
         await asyncio.sleep(ring)
         call = self._call(script, "outbound", line)
         call.start()
-        return DialOutcome.ANSWERED, call
+        return DialOutcome.ANSWERED, self._media(call)
 
-    def inbound(self, script: CallerScript, *, line: str | None = None) -> SimCall:
+    def inbound(self, script: CallerScript, *, line: str | None = None) -> Call:
         """A scripted caller rings one of our lines (the engine answers in the `entry` step)."""
-        return self._call(script, "inbound", line)
+        return self._media(self._call(script, "inbound", line))

@@ -2,7 +2,7 @@
 they served; calls indexed by the panel's contact id (a contact's history is per contact)
 
 Revision ID: campaigns_followups
-Revises: 0001
+Revises: console_accounts
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ TS = sa.DateTime(timezone=True)
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 revision = "campaigns_followups"
-down_revision = "0001"
+down_revision = "console_accounts"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""The voice layer: turn-taking over any audio transport (see `port.AudioPort`)."""
