@@ -102,11 +102,13 @@ def test_inbound_call_on_a_scenario_without_inbound_flow_goes_straight_to_the_pa
 
 
 def test_next_batch_timezone_is_the_zone_of_contacts_without_one_and_clock_skew_is_warned(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
-    """The panel says its contacts live at -05:00: at 07:00 UTC (02:00 there) nothing is dialed;
-    at 14:00 UTC (09:00 there) they are, although the numbers are Iranian (10:30 in Tehran). The
-    panel's clock runs 15 minutes ahead: one warning, not one per poll."""
+    """The panel says its contacts live at -05:00. Russian mobile numbers say nothing about their
+    zone (Russia spans eleven): at 07:00 UTC (02:00 at -05:00) they are not dialed, at 14:00 UTC
+    (09:00) they are. An Iranian number keeps its own zone (10:30 in Tehran: dialed at once). The
+    panel's clock runs 15 minutes ahead: warned about, not on every poll."""
     settings = e2e_settings(tmp_path, "e2e_quick", calling_hours_start="09:00", calling_hours_end="21:00")
-    panel = FakeExternalPanel(numbers=[(201, "09123000001"), (202, "09123000002")], timezone="-0500",
+    panel = FakeExternalPanel(numbers=[(201, "+79161234567"), (202, "+79261234567"), (203, "09123000003")],
+                              timezone="-0500",
                               scenarios=[{"id": "s-9", "name": "e2e_quick"}], clock_offset=timedelta(minutes=15),
                               lease=timedelta(minutes=30))
     caplog.set_level(logging.INFO)
@@ -117,14 +119,16 @@ def test_next_batch_timezone_is_the_zone_of_contacts_without_one_and_clock_skew_
             await h.node.deliverer.start()
             await h.dialer.start()
             run = __import__("asyncio").create_task(h.dialer.run())
-            while len(panel.done) < 2:
+            while len(panel.done) < 3:
                 await __import__("asyncio").sleep(60)
             await h.dialer.stop()
             await run
-            calls = dialed(await all_calls(h.store))
-        assert len(calls) == 2
-        for c in calls:
-            assert datetime(2026, 3, 2, 14, 0, tzinfo=UTC) <= c.originated_at < datetime(2026, 3, 2, 14, 31, tzinfo=UTC)
+            calls = {c.phone_e164: c for c in dialed(await all_calls(h.store))}
+        assert len(calls) == 3
+        for phone in ("+79161234567", "+79261234567"):
+            at = calls[phone].originated_at
+            assert datetime(2026, 3, 2, 14, 0, tzinfo=UTC) <= at < datetime(2026, 3, 2, 14, 31, tzinfo=UTC), at
+        assert calls["+989123000003"].originated_at < START + timedelta(minutes=5)
 
     run_virtual(campaign(), start=START, real_grace=0.005)
     assert {r["scenario_id"] for r in panel.reports} == {"s-9"}

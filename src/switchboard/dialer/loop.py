@@ -146,10 +146,12 @@ class Dialer:
     _allowed: bool = True  # the panel's last call_allowed
     _callbacks_checked: float = float("-inf")
     _personas: dict[str, Scenario] = field(default_factory=dict)
+    _catalog_of: Any = None  # the registry load the results catalog was built from
 
     def __post_init__(self) -> None:
         if self.results is None:
             self.results = ResultCatalog(self.registry.all(), default_retry=self.settings.retry_delay_seconds)
+        self._catalog_of = self.registry.last_report
 
     @property
     def catalog(self) -> ResultCatalog:
@@ -305,6 +307,9 @@ class Dialer:
         """Scenarios, agents, lines, time zone and clock from a next-batch answer."""
         if batch.error:
             return
+        if self.registry.last_report is not self._catalog_of:  # scenarios reloaded (the console)
+            self._catalog_of = self.registry.last_report
+            self.catalog.update([*self.registry.all(), *self._personas.values()])
         self._scenario_ids = {s.name: s.id for s in batch.active_scenarios if s.id is not None}
         names = sorted(s.name for s in batch.active_scenarios)
         report = self.registry.set_enabled(names)
@@ -479,7 +484,9 @@ class Dialer:
         number_id = None if number.id is None else str(number.id)
         history = await self.store.calls.history(company=self.settings.company, number_id=number_id,
                                                  phone_e164=number.e164, since=now - timedelta(days=2))
-        zone = timezone or self._panel_tz or number.timezone
+        # The contact's own zone, else its number's when that is unambiguous, else the zone the panel
+        # gives its contacts (next-batch `timezone`), else PANEL_TIMEZONE (the policy's default).
+        zone = timezone or number.timezone or self._panel_tz
         common = dict(phone=number.e164, timezone=zone, recent_attempts=history.recent_attempts,
                       last_abandoned_at=self._abandoned_at.get(number.e164))
         if callback is not None:
