@@ -95,3 +95,27 @@ async def test_switchboard_calls_lists_results_and_a_summary(tmp_path: Path) -> 
 
     row = json.loads(js.strip().splitlines()[-1])
     assert row["call_id"].startswith(("out-", "ref-")) and "display_name" in row
+
+
+async def test_text_prompt_sources_are_spoken_by_the_offline_tts(tmp_path: Path) -> None:
+    """`<name>.<lang>.txt` is a prompt source: `switchboard prompts build` speaks it with the offline
+    TTS into the 8 kHz .wav / 16 kHz .wav16 pair; a recording of the same name wins over the text."""
+    import wave
+
+    src = tmp_path / "src"
+    (src / "sales").mkdir(parents=True)
+    (src / "welcome.fa.txt").write_text("# the greeting\nسلام، خوش آمدید.\n", encoding="utf-8")
+    (src / "sales" / "offer.en.txt").write_text("Our spring offer ends on Friday.\n", encoding="utf-8")
+    (src / "bye.en.txt").write_text("Goodbye.\n", encoding="utf-8")
+    with wave.open(str(src / "bye.wav"), "wb") as w:  # a recording beside the text
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000)
+        w.writeframes(b"\x10\x00" * 8000)
+    env = base_env(tmp_path)
+    code, out = await sb(env, "prompts", "build", "--src", str(src), "--out", str(tmp_path / "wav"), timeout=300)
+    assert code == 0, out
+    assert "3 built" in out and "welcome.fa.txt" in out and "sales/offer.en.txt" in out and "bye.wav" in out
+    with wave.open(str(tmp_path / "wav" / "welcome.wav")) as w:
+        assert (w.getframerate(), w.getnchannels()) == (8000, 1) and w.getnframes() > 8000  # over a second
+    assert (tmp_path / "wav" / "sales" / "offer.wav16").exists()
+    with wave.open(str(tmp_path / "wav" / "bye.wav")) as w:
+        assert w.getnframes() == 8000  # the recording, not the text
