@@ -196,7 +196,7 @@ async def test_agrad_yes_but_advisors_do_not_answer_goes_on_after_the_dial(tmp_p
 
         row, dcall = await rig.call_out(caller)
         no_errors(dcall)
-        assert row.result == "disconnected" and row.reason == "advisors busy"
+        assert row.result == "callback_scheduled" and row.reason == "said yes; all advisors busy"
         assert dcall.dials[0]["status"] == "no-answer"
         assert said_after and said_after[0] > 1.5  # "All our advisors are busy..." on the second stream
 

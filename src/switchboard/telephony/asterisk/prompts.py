@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import re
 import logging
 import os
 import shutil
@@ -79,13 +80,23 @@ def _prompt_name(source: Path) -> str:
     return stem.with_suffix("").name if source.suffix.lower() in TEXT_SUFFIXES and stem.suffix else stem.name
 
 
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+
+
+def _is_source(path: Path) -> bool:
+    """Audio files, and texts named `<name>.<language>.txt` (other .txt files are notes)."""
+    suffix = path.suffix.lower()
+    if suffix in TEXT_SUFFIXES:
+        return bool(_LANGUAGE.match(path.with_suffix("").suffix.lstrip(".")))
+    return suffix in SOURCE_SUFFIXES
+
+
 def find_sources(src_dir: Path) -> list[Path]:
     """Every source, one per prompt name: a recording wins over a text of the same name."""
     src_dir = Path(src_dir)
     if not src_dir.is_dir():
         return []
-    found = sorted(p for p in src_dir.rglob("*") if p.is_file() and p.suffix.lower() in SOURCE_SUFFIXES
-                   and not p.name.startswith("."))
+    found = sorted(p for p in src_dir.rglob("*") if p.is_file() and _is_source(p) and not p.name.startswith("."))
     recorded = {(p.parent, _prompt_name(p)) for p in found if p.suffix.lower() not in TEXT_SUFFIXES}
     return [p for p in found if p.suffix.lower() not in TEXT_SUFFIXES or (p.parent, _prompt_name(p)) not in recorded]
 
