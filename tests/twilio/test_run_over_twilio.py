@@ -161,7 +161,7 @@ async def test_switchboard_run_on_twilio_runs_every_shipped_scenario_inbound_and
         "SCENARIOS_DIR": str(scenarios), "DATA_DIR": str(tmp_path / "data"), "LOGS_DIR": str(tmp_path / "logs"),
         "RECORDINGS_DIR": str(tmp_path / "recordings"), "TTS_CACHE_DIR": str(tmp_path / "tts"),
         "PROMPTS_WAV_DIR": str(tmp_path / "wav"), "STRATEGIES_DIR": str(tmp_path / "strategies"),
-        "PANEL_PORT": str(port), "BUILTIN_PANEL_TOKEN": TOKEN,
+        "PANEL_PORT": str(port), "BUILTIN_PANEL_TOKEN": TOKEN, "BUILTIN_PANEL_TOKEN_SCOPES": "dialer,read,pii",
     }
     imported = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "switchboard.cli", "contacts", "import", str(contacts), cwd=ROOT, env=env,
