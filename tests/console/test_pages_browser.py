@@ -253,6 +253,8 @@ def test_scenario_switched_off_gets_no_contacts(page: Any, served: Any) -> None:
     page.goto(f"{base}/scenarios")
     page.click("button[data-switch='reception']")
     assert "reception switched off" in page.inner_text(".flash.ok")
+    page.click("button[data-switch='clinic_reminder']")
+    assert "clinic_reminder switched off" in page.inner_text(".flash.ok")
     page.click("button[data-switch='agrad_marketing']")
     assert "last scenario switched on" in page.inner_text(".flash.bad")
 
