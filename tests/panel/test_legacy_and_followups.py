@@ -136,3 +136,28 @@ async def test_call_backs_and_tickets_api(store, panel_settings, serve_app) -> N
         # POST /api/v1/calls needs a dialer in the process: the standalone panel says so
         r = await http.post("/api/v1/calls", json={"phone": "09121110001"})
         assert r.status_code == 503 and "switchboard run" in r.json()["detail"]
+
+
+async def test_results_export_says_what_each_result_means(store, panel_settings, serve_app) -> None:  # type: ignore[no-untyped-def]
+    from switchboard import clock as sbclock
+    from switchboard.store import CallData
+
+    assert CLINIC is not None
+    now = sbclock.now()
+    for i, (result, status) in enumerate((("appointment_confirmed", "connected_to_operator"), ("missed", "missed"))):
+        await store.calls.record(CallData(id=f"out-{i}", direction="outbound", phone="09121110001", company="acme",
+                                          scenario="clinic", originated_at=now, ended_at=now, result=result,
+                                          panel_status=status, line="02191000001"))
+    local = LocalPanel(store, panel_settings, results=ResultCatalog([CLINIC], default_retry=600))
+    settings = panel_settings.model_copy(update={"builtin_panel_token_scopes": "export"})
+    app = create_panel_app(store, settings, local=local)
+    async with serve_app(app) as url, httpx.AsyncClient(base_url=url, headers=AUTH) as http:
+        resp = await http.get("/api/v1/export/results.csv")
+        assert resp.status_code == 200, resp.text
+    import csv
+    import io
+
+    rows = {r["result"]: r for r in csv.DictReader(io.StringIO(resp.content.decode("utf-8-sig")))}
+    assert (rows["appointment_confirmed"]["result_name"], rows["appointment_confirmed"]["panel_status"],
+            rows["appointment_confirmed"]["success"]) == ("Confirmed", "connected_to_operator", "yes")
+    assert (rows["missed"]["result_name"], rows["missed"]["contacted"]) == ("No answer", "no")

@@ -32,11 +32,25 @@ COLUMNS = [
     "intent",
     "user_message",
     "recording_path",
+    # what the result means (built in, or declared by its scenario): see GET /api/v1/results
+    "result_name",
+    "panel_status",
+    "contacted",
+    "success",
 ]
 
 
 def _iso(value: datetime | None) -> str:
     return value.isoformat() if value else ""
+
+
+def _meaning(c: PanelContext, call: object) -> list[str]:
+    result = getattr(call, "result", None)
+    if not result:
+        return ["", "", "", ""]
+    d = c.local.results.get(result, getattr(call, "scenario", None))
+    return [d.display_name, getattr(call, "panel_status", None) or d.panel_status, "yes" if d.contacted else "no",
+            "yes" if d.success else "no"]
 
 
 @router.get("/results.csv")
@@ -68,6 +82,7 @@ async def results_csv(
                     call.intent or "",
                     call.user_message or "",
                     call.recording_path or "",
+                    *_meaning(c, call),
                 ]
             )
             if buf.tell() > 64_000:
