@@ -1,4 +1,5 @@
-"""Dialer limits benchmark: 10,000 contacts over 10 lines with mixed limits, on the virtual clock.
+"""Dialer limits benchmark: 1,000,000 contacts over 100 lines with mixed limits, on the virtual clock
+(`--contacts 10000 --lines 10 --scenarios line,rate,scenario` for the small classic set).
 
 A minimal scheduling loop of its own (no engine): for each contact, a compliance check, then
 `acquire_line` (least-load selection, sleeping until capacity returns), a call of random duration,
@@ -13,13 +14,19 @@ Prints, per scenario:
   * CPU per dialing decision (one limiter acquire, granted or busy) and per origination
     (compliance check + all acquires + bookkeeping, i.e. the loop's total CPU / starts).
 
-Usage: python benchmarks/dialer.py [--contacts 10000] [--seed 1] [--redis redis://127.0.0.1:6379/0]
+With `--redis`, the figures are the dialer process's CPU per decision (what the dialer spends) and
+Redis's own CPU per decision (from INFO cpu), one round trip per decision.
+
+Usage: python benchmarks/dialer.py [--contacts 1000000] [--lines 100] [--scenarios line]
+                                   [--seed 1] [--redis redis://127.0.0.1:6379/0]
+The last line: `dialer: N contacts x L lines, V violations, C us CPU per decision (backend)`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import random
 import time
 import uuid
@@ -38,6 +45,26 @@ from switchboard.dialer.selection import acquire_line
 TEHRAN = ZoneInfo("Asia/Tehran")
 START = datetime(2026, 6, 1, 9, 0, tzinfo=TEHRAN).astimezone(UTC)
 DURATION = (20.0, 180.0)  # uniform call length in seconds; mean 100 s
+
+
+def many_lines(n: int, contacts: int) -> list[OutboundLine]:
+    """`n` lines cycling through the mixed limits below. For more than the ten base lines, their
+    concurrency and per-minute limits are scaled so `contacts` fit in about ten hours (one calling
+    day) and day limits sized to match (one line in ten stays day-bound)."""
+    base = mixed_lines()
+    if n <= len(base):
+        return base[:n]
+    mean = sum(DURATION) / 2
+    base_rate = sum(line_rate(base[i % len(base)], mean) for i in range(n))
+    scale = max(1, math.ceil(contacts / (10 * 3600) / base_rate))
+    day = max(400, int(contacts / n * 1.5))
+    out = []
+    for i in range(n):
+        limits = base[i % len(base)].limits
+        per_day = max(50, day // 4) if i % 10 == 5 else day
+        out.append(OutboundLine(f"line{i}", f"+98219{i:06d}", limits=LineLimits(
+            limits.max_concurrent * scale, limits.per_minute * scale, per_day)))
+    return out
 
 
 def mixed_lines() -> list[OutboundLine]:
@@ -123,6 +150,7 @@ async def run(scenario: Scenario, contacts: int, seed: int, redis_url: str | Non
     else:
         inner = MemoryLineLimiter(scenario.rate, tz=TEHRAN)
     limiter = TimedLimiter(inner)
+    redis_cpu0 = await redis_cpu(inner) if redis_url else 0.0
     policy = CompliancePolicy(default_timezone="+0330")
     people = [ContactState(f"+98912{i:07d}", timezone="Asia/Tehran") for i in range(contacts)]
     events: list[tuple[float, int, int, OutboundLine]] = []
@@ -150,6 +178,7 @@ async def run(scenario: Scenario, contacts: int, seed: int, redis_url: str | Non
         task.add_done_callback(calls.discard)
     loop_cpu = time.process_time() - cpu0
     await asyncio.gather(*calls)
+    redis_spent = (await redis_cpu(inner) - redis_cpu0) if redis_url else 0.0
     if redis_url:
         await inner.reset()  # type: ignore[attr-defined]
     await inner.aclose()
@@ -176,43 +205,57 @@ async def run(scenario: Scenario, contacts: int, seed: int, redis_url: str | Non
         "decisions": limiter.decisions,
         "cpu_per_decision_us": limiter.cpu / max(limiter.decisions, 1) * 1e6,
         "cpu_per_start_us": loop_cpu / max(started, 1) * 1e6,
+        "redis_per_decision_us": redis_spent / max(limiter.decisions, 1) * 1e6,
         "first_violation": audit.violations[0] if audit.violations else "",  # type: ignore[dict-item]
     }
+
+
+async def redis_cpu(limiter: LineLimiter) -> float:
+    """Redis server CPU seconds so far (user + system), to show what a decision costs there."""
+    info = await limiter.client.info("cpu")  # type: ignore[attr-defined]
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--contacts", type=int, default=10_000)
+    parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--lines", type=int, default=100)
+    parser.add_argument("--scenarios", default="line", help="comma-separated: line, rate, scenario")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--redis", default="", help="run against RedisLineLimiter at this URL instead of in-process"
     )
     args = parser.parse_args()
-    lines = mixed_lines()
+    lines = many_lines(args.lines, args.contacts)
     mean = sum(DURATION) / 2
     lines_total = sum(line_rate(ln, mean) for ln in lines)
-    scenarios = [
-        Scenario("line-bound (10 mixed lines, 2/s global)", lines, rate=2.0),
-        Scenario("global-rate-bound (10 mixed lines, 0.5/s global)", lines, rate=0.5),
-        Scenario(
-            "scenario-bound (10 mixed lines, scenario 40/min, 2/s global)",
-            lines,
-            rate=2.0,
-            scenario_limit=ScenarioLimit("promo", per_minute=40),
-        ),
-    ]
+    n = len(lines)
+    # The global rate sits just above the sum of line rates (line-bound) or well below (rate-bound).
+    fast = round(max(2.0, lines_total * 1.2), 1)
+    slow = round(max(0.5, lines_total / 4), 1)
+    per_min = max(10, int(lines_total * 60 / 3))
+    every = {
+        "line": Scenario(f"line-bound ({n} mixed lines, {fast}/s global)", lines, rate=fast),
+        "rate": Scenario(f"global-rate-bound ({n} mixed lines, {slow}/s global)", lines, rate=slow),
+        "scenario": Scenario(f"scenario-bound ({n} mixed lines, scenario {per_min}/min, {fast}/s global)",
+                             lines, rate=fast, scenario_limit=ScenarioLimit("promo", per_minute=per_min)),
+    }
+    scenarios = [every[name.strip()] for name in args.scenarios.split(",") if name.strip()]
     print(
         f"backend: {'redis ' + args.redis if args.redis else 'in-process'}; contacts: {args.contacts}; "
         f"call length uniform {DURATION[0]:.0f}-{DURATION[1]:.0f} s; sum of line rates {lines_total:.3f}/s"
     )
-    for ln in lines:
+    for ln in lines[:10]:
         bound = "concurrent" if ln.limits.max_concurrent / mean < ln.limits.per_minute / 60 else "per-minute"
         print(
-            f"  {ln.id}: conc {ln.limits.max_concurrent:>2} min {ln.limits.per_minute:>2} day {ln.limits.per_day:>4}"
+            f"  {ln.id}: conc {ln.limits.max_concurrent:>2} min {ln.limits.per_minute:>2} day {ln.limits.per_day:>5}"
             f" -> {line_rate(ln, mean):.3f}/s ({bound}-bound)"
         )
+    if n > 10:
+        print(f"  ... {n - 10} more lines cycling through the same limits")
+    totals = {"violations": 0, "decisions": 0, "cpu": 0.0}
     for scenario in scenarios:
         wall0 = time.perf_counter()
         limited = scenario.scenario_limit
@@ -240,6 +283,14 @@ def main() -> None:
             f"CPU {result['cpu_per_decision_us']:.1f} us/decision, {result['cpu_per_start_us']:.1f} us/origination "
             f"(loop total); wall {wall:.1f} s"
         )
+        if args.redis:
+            print(f"  Redis server CPU {result['redis_per_decision_us']:.1f} us/decision (one script call each)")
+        totals["violations"] += int(result["violations"])
+        totals["decisions"] += int(result["decisions"])
+        totals["cpu"] += float(result["cpu_per_decision_us"]) * int(result["decisions"])
+    backend = "redis" if args.redis else "in-process"
+    print(f"dialer: {args.contacts} contacts x {n} lines, {totals['violations']} violations, "
+          f"{totals['cpu'] / max(totals['decisions'], 1):.1f} us CPU per decision ({backend})")
 
 
 if __name__ == "__main__":

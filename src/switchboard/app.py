@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from switchboard import clock
 from switchboard.clock import run_virtual
@@ -25,13 +24,14 @@ from switchboard.engine.operators import Operator, OperatorPool
 from switchboard.engine.services import EngineServices
 from switchboard.flows.registry import ScenarioRegistry
 from switchboard.flows.schema import Scenario
-from switchboard.observability.logging import setup_logging
+from switchboard.observability.logging import setup_from_settings
 from switchboard.settings import Settings
 from switchboard.simulation import DEFAULT_OPERATORS, FlowTestResult, run_flow_test, simulate
 from switchboard.telephony.sim.network import SimNetwork
 from switchboard.telephony.sim.script import CallerFile
 
 if TYPE_CHECKING:
+    from switchboard.dialer.followups import FollowUps
     from switchboard.dialer.loop import Dialer
     from switchboard.panel.outbox import OutboxDeliverer
     from switchboard.store import Store
@@ -59,7 +59,7 @@ def load_settings_for_cli() -> Settings:
             sys.stderr.write(f"switchboard: bad setting: {line}\n")
         raise SystemExit(2) from None
     settings = loaded.settings
-    setup_logging(settings.log_level, json_lines=settings.log_json)
+    setup_from_settings(settings)
     for warning in loaded.warnings:
         log.warning("settings: %s", warning)
     for note in loaded.notes:
@@ -82,17 +82,22 @@ def build_speech(settings: Settings) -> "SpeechService":
 
 
 def build_engine(settings: Settings, *, speech: "SpeechService | None" = None,
-                 brain: "Brain | None" = None) -> FlowEngine:
+                 brain: "Brain | None" = None, followups: "FollowUps | None" = None) -> FlowEngine:
     """The engine with its services: STT (when audio is on), the intent classifier and the AI
-    personas (LLM when configured, fallback tokens and scripted personas otherwise)."""
+    personas (LLM when configured, fallback tokens and scripted personas otherwise); call backs and
+    tickets go to `followups` (stored and dialed) when given, else stay in memory."""
     from switchboard.brain.services import build_brain
+    from switchboard.engine.callbacks import MemoryCallbacks
 
-    brain = brain or build_brain(settings, transcriber=speech)
+    brain = brain or build_brain(settings, transcriber=speech,
+                                 create_ticket=followups.create_ticket if followups else None,
+                                 schedule_callback=followups.schedule_callback if followups else None)
     services = EngineServices(operators=build_operator_pool(settings), operator_timeout=settings.operator_timeout,
                               operator_caller_id=settings.operator_caller_id,
                               max_steps=settings.max_steps_per_call, transcriber=speech,
                               intents=brain.intents, extras={**brain.engine_extras(), "brain": brain},
-                              default_language=settings.stt_language or None)
+                              default_language=settings.stt_language or None,
+                              callbacks=followups or MemoryCallbacks())
     return FlowEngine(services)
 
 
@@ -303,23 +308,29 @@ async def build_node(settings: Settings, *, speech: "SpeechService | None" = Non
     from switchboard.dialer.alerts import sms_alerter_from_settings
     from switchboard.dialer.compliance import Compliance, CompliancePolicy
     from switchboard.dialer.dialstring import DialStringTemplate
+    from switchboard.dialer.followups import FollowUps
     from switchboard.dialer.health import DialerHealth, HealthAlert
     from switchboard.dialer.limits import bootstrap_lines, build_limiter
     from switchboard.dialer.loop import Dialer
     from switchboard.panel.client import PanelClient
     from switchboard.panel.local import LocalPanel
+    from switchboard.engine.results import ResultCatalog
     from switchboard.panel.outbox import OutboxDeliverer, ResultsOutbox, make_sink
     from switchboard.store import open_store
 
     store = await open_store(settings)
     registry = ScenarioRegistry(settings.scenarios_dir)
-    engine = build_engine(settings, speech=speech)
-    # Each process leases contacts under its own name, so several dialers on one PostgreSQL never
-    # take each other's contacts.
-    local = LocalPanel(store, settings, lease_owner=f"{socket.gethostname()}-{os.getpid()}")
+    catalog = ResultCatalog(registry.all(), default_retry=settings.retry_delay_seconds)
+    engine = build_engine(settings, speech=speech, followups=FollowUps(store, settings))
+    # Each process leases contacts (and call backs) under its own name, so several dialers on one
+    # PostgreSQL never take each other's.
+    owner = f"{socket.gethostname()}-{os.getpid()}"
+    local = LocalPanel(store, settings, lease_owner=owner, results=catalog)
     panel = PanelClient.from_settings(settings) if settings.panel_base_url else local
-    # Submitting a result wakes the deliverer; the poll only picks up what another process left.
-    deliverer = OutboxDeliverer(store, make_sink(settings, store, local=local), poll_interval=60.0)
+    # Submitting a result wakes the deliverer; the poll only picks up what another process left
+    # (on the virtual clock there is no other process: polling through simulated nights is waste).
+    deliverer = OutboxDeliverer(store, make_sink(settings, store, local=local),
+                                poll_interval=900.0 if virtual_clock else 60.0)
     outbox = ResultsOutbox(store, settings, deliverer)
 
     async def tell_panel(alert: HealthAlert) -> None:
@@ -332,11 +343,12 @@ async def build_node(settings: Settings, *, speech: "SpeechService | None" = Non
         settings=settings, panel=panel, store=store, outbox=outbox, registry=registry, engine=engine,
         backend=backend or build_backend(settings, speech=speech, demo=demo, registry=registry, voice=voice),
         limiter=build_limiter(settings, virtual_clock=virtual_clock),
-        compliance=Compliance(CompliancePolicy.from_settings(settings), store.dnc.contains),
+        compliance=Compliance(CompliancePolicy.from_settings(settings, results=catalog), store.dnc.contains),
         health=health,
         abandon=AbandonTracker(wait_limit=settings.abandon_wait_seconds, window=settings.abandon_window_seconds),
         template=DialStringTemplate(settings.dial_string_template),
-        lines=bootstrap_lines(settings))
+        lines=bootstrap_lines(settings), results=catalog, lease_owner=owner,
+        max_poll=1800.0 if virtual_clock else 60.0)
     return Node(settings, store, registry, engine, dialer, deliverer, panel)
 
 
@@ -375,9 +387,11 @@ async def seed_static_contacts(node: Node) -> int:
 async def demo_campaign(settings: Settings, console: Console, *, contacts: int, audio: bool,
                         virtual_clock: bool, serve_console: bool = False) -> int:
     """The quick-start job: simulated contacts in the built-in panel's SQLite store, dialed by the
-    real dialer (limits, compliance, outbox) over the simulated phone network, with a progress bar
-    and each call's result as it ends."""
-    from switchboard.demo import demo_contacts
+    real dialer (limits, compliance, call backs, outbox) over the simulated phone network; the
+    terminal tells the story (`demo.DemoStory`), every call is also logged to the log file."""
+    from switchboard.demo import DemoStory, demo_contacts
+    from switchboard.dialer.lines import parse_timezone
+    from switchboard.observability.logging import console_level
 
     registry = ScenarioRegistry(settings.scenarios_dir)
     if not registry.get_names():
@@ -400,40 +414,51 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
     operators = [Operator(o.phone, o.id) for o in DEFAULT_OPERATORS]
     node.engine.services.operators.set_roster(None, "outbound", operators)
     node.engine.services.operators.set_roster(None, "inbound", operators)
+    story = DemoStory(console, tz=parse_timezone(settings.panel_timezone), catalog=node.dialer.catalog)
+    campaign = None
     if external:
         console.print(f"dialing the external panel's contacts ({settings.panel_base_url}) over the simulator")
     else:
+        campaign = await node.store.campaigns.get_or_create(f"demo {datetime.now():%Y-%m-%d %H:%M:%S}",
+                                                            company=settings.company)
         await seed_contacts(node, [(p.phone, p.name, {"behaviour": p.behaviour}) for p in people],
-                            campaign=f"demo {datetime.now():%Y-%m-%d %H:%M:%S}")
+                            campaign=campaign.name)
         await seed_static_contacts(node)
-    tally: dict[str, int] = {}
+    # The bar: every contact this run will dial (the new campaign, static contacts, leftovers of an
+    # interrupted run) plus the new campaign's contacts already on the do-not-call list.
+    blocked = (await node.store.contacts.counts_by_status(settings.company,
+                                                          campaign_id=campaign.id)).get("dnc", 0) if campaign else 0
+    total = await _open_contacts(node) + blocked
+    console.print(f"demo campaign: {total} contacts{f', {blocked} on the do-not-call list (not called)' if blocked else ''}"
+                  f"; lines {settings.outbound_numbers}; scenarios {', '.join(registry.get_names())}; starts "
+                  f"{story.local(clock.now())} on a {'virtual' if virtual_clock else 'real'} clock", highlight=False)
+
+    async def done() -> int:
+        return total - await _open_contacts(node)
+
     web = await start_console(node, console) if serve_console else None
+    console_level(logging.WARNING)  # the story is on the terminal; every INFO line is in the log file
     try:
         await node.deliverer.start()
         await node.dialer.start()
-        with Progress(TextColumn("[bold]demo campaign"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console) as progress:
-            task = progress.add_task("calls", total=None)
-
-            def ended(ctx: CallContext) -> None:
-                tally[ctx.result or "unknown"] = tally.get(ctx.result or "unknown", 0) + 1
-                said = ctx.transcripts[0]["text"] if ctx.transcripts else "-"
-                progress.console.print(
-                    f"{clock.now():%a %H:%M} {ctx.remote_number}  {ctx.scenario:<16} [bold]{ctx.result:<22}[/bold]"
-                    f" intent={ctx.intent or '-':<8} said: {said}", highlight=False)
-                progress.advance(task)
-
-            node.dialer.on_call_end = ended
-            await node.dialer.run(until_idle=True)
+        story.start(total, done)
+        node.dialer.on_call_end = story.call_ended
+        await node.dialer.run(until_idle=True)
+        await node.deliverer.flush(timeout=10.0)
+        await story.refresh()
     except BaseException:
         if web is not None:
             web.stop()
         raise
     finally:
+        story.stop()
+        console_level(logging.NOTSET)
         await node.close()
         if voice is not None:
             await voice.aclose()
-    console.print("results: " + ", ".join(f"{k}={v}" for k, v in sorted(tally.items())), highlight=False)
+    log_file = settings.resolved_log_file()
+    story.summary(log_file=str(log_file) if log_file else None, web_console=web is not None or _has_web_console(),
+                  panel_url=f"http://{settings.panel_host}:{settings.panel_port}")
     if web is not None:
         from switchboard.web.serve import public_url, until_interrupted
 
@@ -444,6 +469,17 @@ async def demo_campaign(settings: Settings, console: Console, *, contacts: int, 
         finally:
             web.stop()
     return 0
+
+
+async def _open_contacts(node: Node) -> int:
+    counts = await node.store.contacts.counts_by_status(node.settings.company)
+    return counts.get("pending", 0) + counts.get("leased", 0)
+
+
+def _has_web_console() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("switchboard.web") is not None
 
 
 async def start_console(node: Node, console: Console):  # type: ignore[no-untyped-def]
@@ -488,13 +524,23 @@ def run_main(settings: Settings, console: Console, *, contacts: int | None = Non
 
 
 def demo_start(settings: Settings) -> datetime:
-    """The demo's virtual clock starts at 10:00 today in the panel's time zone (inside calling
-    hours), so the quick start shows calls whatever the time of day."""
+    """10:00 in the contacts' zone (inside calling hours) on the first day after anything an earlier
+    run on the same data recorded, so a second run continues the story."""
+    from switchboard.demo import demo_day_start
     from switchboard.dialer.lines import parse_timezone
 
-    tz = parse_timezone(settings.panel_timezone)
-    local = datetime.now(tz).replace(hour=10, minute=0, second=0, microsecond=0)
-    return local.astimezone(timezone.utc)
+    return demo_day_start(asyncio.run(_last_activity(settings)), parse_timezone(settings.panel_timezone),
+                          datetime.now(timezone.utc))
+
+
+async def _last_activity(settings: Settings) -> datetime | None:
+    from switchboard.store import open_store
+
+    store = await open_store(settings)
+    try:
+        return await store.calls.last_activity(company=settings.company)
+    finally:
+        await store.close()
 
 
 async def serve(settings: Settings, console: Console) -> int:
@@ -506,6 +552,13 @@ async def serve(settings: Settings, console: Console) -> int:
 
     from switchboard.panel.server import create_panel_app
 
+    if settings.telephony_backend == "asterisk":
+        from switchboard.doctor import check_ari
+
+        ari = await check_ari(settings, timeout=min(settings.ari_timeout, 5.0))
+        if not ari.ok:  # one line naming the setting, not a traceback after a long timeout
+            console.print(f"[red]{ari.line()}[/red]", highlight=False)
+            return 1
     from switchboard.telephony.registry import BackendDeps, BackendStartError, backend_spec
 
     spec = backend_spec(settings.telephony_backend)
@@ -530,14 +583,17 @@ async def serve(settings: Settings, console: Console) -> int:
             await node.close()
             await voice.aclose()
             return 1
+    from switchboard.panel.local import LocalPanel
     from switchboard.web.serve import first_login, link_node, login_message, restore_overrides
 
     brain = node.engine.services.extras.get("brain")
     link = link_node(registry=node.registry, brain=brain, dialer=node.dialer)
     await restore_overrides(node.store, settings, link)
+    local = node.panel if isinstance(node.panel, LocalPanel) else LocalPanel(node.store, settings,
+                                                                             results=node.dialer.catalog)
     app = create_panel_app(node.store, settings, list_scenarios=node.registry.get_names, node=link,
                            console=settings.console_enabled, llm=brain.llm if brain is not None else None,
-                           routers=[brain.router()] if brain is not None else [])
+                           routers=[brain.router()] if brain is not None else [], local=local)
     if spec.routes is not None:  # e.g. /twilio/*: signed by the carrier, not behind the panel's auth
         app.include_router(spec.routes(node.dialer.backend))
     if webrtc is not None:
@@ -549,7 +605,14 @@ async def serve(settings: Settings, console: Console) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await node.deliverer.start()
-    await node.dialer.start()
+    try:
+        await node.dialer.start()
+    except Exception as exc:  # e.g. the ARI WebSocket refused after the probe passed
+        console.print(f"[red]could not start the dialer on {settings.telephony_backend}: "
+                      f"{type(exc).__name__}: {exc}[/red]", highlight=False)
+        await node.close()
+        await voice.aclose()
+        return 1
     if webrtc is not None:
         await start_browser_calls(webrtc, node.dialer)
     tasks = [asyncio.create_task(server.serve()), asyncio.create_task(node.dialer.run())]
@@ -577,6 +640,78 @@ async def serve(settings: Settings, console: Console) -> int:
     return 0
 
 
+def call_number(settings: Settings, console: Console, number: str, *, scenario: str | None, persona: str | None,
+                name: str | None, fields: dict[str, str], url: str | None) -> int:
+    """`switchboard call`: through the running node's API when one answers, else from this process
+    (the simulator on the virtual clock, or the configured PBX)."""
+    import httpx
+
+    base = (url or f"http://{settings.panel_host}:{settings.panel_port}").rstrip("/")
+    token = settings.builtin_panel_token.get_secret_value()
+    body = {"phone": number, "scenario": scenario, "persona": persona, "name": name, "fields": fields}
+    try:
+        resp = httpx.post(f"{base}/api/v1/calls", json={k: v for k, v in body.items() if v not in (None, {})},
+                          headers={"Authorization": f"Bearer {token}"} if token else {}, timeout=60)
+    except httpx.ConnectError:
+        if url:
+            console.print(f"[red]no Switchboard answers at {base}[/red]")
+            return 1
+        console.print(f"no Switchboard running at {base}: calling from this process", highlight=False)
+        coro = _call_in_process(settings, console, number, scenario=scenario, persona=persona, name=name,
+                                fields=fields)
+        return run_virtual(coro, real_grace=0.005) if settings.telephony_backend == "sim" else asyncio.run(coro)
+    if resp.status_code == 202:
+        data = resp.json()
+        console.print(f"call {data['call_id']}: {data['scenario']} to {data['phone']} on line {data['line']} "
+                      f"(follow it: switchboard calls --phone {data['phone']})", highlight=False)
+        return 0
+    try:
+        detail = resp.json().get("detail")
+    except ValueError:
+        detail = resp.text[:300]
+    console.print(f"[red]not called (HTTP {resp.status_code}): {detail}[/red]", highlight=False)
+    return 1
+
+
+async def _call_in_process(settings: Settings, console: Console, number: str, *, scenario: str | None,
+                           persona: str | None, name: str | None, fields: dict[str, str]) -> int:
+    from switchboard.dialer.loop import CallRefused
+
+    speech = voice = None
+    if settings.telephony_backend != "sim":
+        speech = build_speech(settings)
+        await speech.warm_up()
+        voice = build_voice(settings, speech)
+        await voice.warm_up()
+    elif not settings.outbound_numbers:
+        settings = settings.model_copy(update={"outbound_numbers": DEMO_LINES})
+    node = await build_node(settings, speech=speech, virtual_clock=settings.telephony_backend == "sim", voice=voice)
+    if settings.telephony_backend == "sim":
+        operators = [Operator(o.phone, o.id) for o in DEFAULT_OPERATORS]
+        node.engine.services.operators.set_roster(None, "outbound", operators)
+    try:
+        await node.deliverer.start()
+        await node.dialer.start()
+        try:
+            placed = await node.dialer.call_now(number, scenario=scenario, persona=persona, name=name,
+                                                attributes=fields, wait=settings.call_now_wait_seconds)
+        except CallRefused as exc:
+            console.print(f"[red]not called: {exc.reason}[/red]", highlight=False)
+            return 1
+        console.print(f"call {placed.call_id}: {placed.scenario} to {placed.phone} on line {placed.line}",
+                      highlight=False)
+        await node.dialer.wait_calls()
+        row = await node.store.calls.get(placed.call_id)
+        if row is not None:
+            console.print(f"result: {row.result} ({row.reason or node.dialer.catalog.get(row.result).display_name})",
+                          highlight=False)
+    finally:
+        await node.close()
+        if voice is not None:
+            await voice.aclose()
+    return 0
+
+
 async def import_contacts_file(settings: Settings, path: Path, campaign: str | None, console: Console) -> int:
     from switchboard.contacts_import import ImportFileError, import_contacts, print_report
     from switchboard.store import open_store
@@ -593,6 +728,17 @@ async def import_contacts_file(settings: Settings, path: Path, campaign: str | N
     return 0 if report.imported or not report.errors else 1
 
 
+def run_server_loop(coro):  # type: ignore[no-untyped-def]
+    """Run a server coroutine on uvloop when it is installed (a faster event loop for HTTP-only
+    processes such as `switchboard panel`), else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
 async def serve_panel(settings: Settings, console: Console) -> int:
     """The built-in panel alone over HTTP, until interrupted."""
     import signal
@@ -603,14 +749,18 @@ async def serve_panel(settings: Settings, console: Console) -> int:
     from switchboard.store import open_store
 
     from switchboard.brain.services import apply_approved_versions, build_brain
+    from switchboard.engine.results import ResultCatalog
+    from switchboard.panel.local import LocalPanel
     from switchboard.web.serve import first_login, link_node, login_message
 
     store = await open_store(settings)
     registry = ScenarioRegistry(settings.scenarios_dir)
     brain = build_brain(settings)
     await apply_approved_versions(brain)
+    catalog = ResultCatalog(registry.all(), default_retry=settings.retry_delay_seconds)
     app = create_panel_app(store, settings, list_scenarios=registry.get_names, console=settings.console_enabled,
-                           node=link_node(registry=registry, brain=brain), llm=brain.llm, routers=[brain.router()])
+                           node=link_node(registry=registry, brain=brain), llm=brain.llm, routers=[brain.router()],
+                           local=LocalPanel(store, settings, results=catalog))
     server = uvicorn.Server(uvicorn.Config(app, host=settings.panel_host, port=settings.panel_port,
                                            log_level="warning", lifespan="off", timeout_graceful_shutdown=2))
     loop = asyncio.get_running_loop()

@@ -203,7 +203,69 @@ def panel() -> None:
     from switchboard import app as composition
 
     settings = composition.load_settings_for_cli()
-    raise typer.Exit(asyncio.run(composition.serve_panel(settings, console)))
+    raise typer.Exit(composition.run_server_loop(composition.serve_panel(settings, console)))
+
+
+# --- campaigns: doctor, recent calls, call now -----------------------------------------------------
+@app.command()
+def doctor() -> None:
+    """Check every configured dependency (scenarios, database, Redis, panel, Asterisk ARI and prompts,
+    LLM, STT, TTS, SMS alerts): one line each; exit 1 when one fails."""
+    from switchboard import app as composition
+    from switchboard.doctor import run_checks
+
+    settings = composition.load_settings_for_cli()
+    checks = asyncio.run(run_checks(settings))
+    for check in checks:
+        style = {"ok": "green", "warn": "yellow", "fail": "red"}[check.status]
+        console.print(check.line(), style=style, markup=False, highlight=False, soft_wrap=True)
+    failed = sum(1 for c in checks if not c.ok)
+    console.print(f"{len(checks) - failed} ok, {failed} failed", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def calls(
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=1000, help="how many recent calls"),
+    result: str = typer.Option(None, "--result", help="only calls with this result"),
+    phone: str = typer.Option(None, "--phone", help="only calls to/from this number"),
+    summary: bool = typer.Option(False, "--summary", help="calls per scenario and result instead"),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines"),
+) -> None:
+    """Recent calls and their results (from the local store), newest first."""
+    from switchboard import app as composition
+
+    from switchboard.calls_cli import show_calls
+
+    settings = composition.load_settings_for_cli()
+    raise typer.Exit(asyncio.run(show_calls(settings, console, limit=limit, result=result, phone=phone,
+                                            summary=summary, as_json=as_json)))
+
+
+@app.command()
+def call(
+    number: str = typer.Argument(..., help="the number to call"),
+    scenario: str = typer.Option(None, "--scenario", "-s", help="scenario to run (default: the next that fits)"),
+    persona: str = typer.Option(None, "--persona", help="an AI persona instead of a scenario"),
+    name: str = typer.Option(None, "--name", help="the contact's name"),
+    field: list[str] = typer.Option([], "--field", help="contact field key=value (repeatable)"),
+    url: str = typer.Option(None, "--url", help="a running Switchboard (default http://PANEL_HOST:PANEL_PORT)"),
+) -> None:
+    """Call NUMBER now through the dialer's limits and compliance: via the running `switchboard run`
+    (POST /api/v1/calls) when there is one, else from this process; prints the call id and result."""
+    from switchboard import app as composition
+
+    fields = {}
+    for item in field:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            err_console.print(f"[red]--field {item!r}: write key=value[/red]")
+            raise typer.Exit(2)
+        fields[key.strip()] = value
+    settings = composition.load_settings_for_cli()
+    raise typer.Exit(composition.call_number(settings, console, number, scenario=scenario, persona=persona,
+                                             name=name, fields=fields, url=url))
 
 
 def main() -> None:

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 
 prompts_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                          help="Prompt audio for Asterisk: build 8/16 kHz WAVs from assets/audio/src and "
-                               "sync them to AST_SOUND_DIR.")
+                          help="Prompt audio for Asterisk: build 8/16 kHz WAVs from assets/audio/src "
+                               "(recordings, or text spoken by the offline TTS) and sync them to AST_SOUND_DIR.")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -23,11 +23,23 @@ def _settings():  # type: ignore[no-untyped-def]
     return load_settings_for_cli()
 
 
-def _build(src: Path, out: Path, force: bool) -> bool:
+def _offline_tts(settings):  # type: ignore[no-untyped-def]
+    """The configured TTS (eSpeak NG offline by default) speaking text prompts."""
+    from switchboard.speech.registry import build_tts
+
+    engine = build_tts(settings)
+
+    async def synthesize(text: str, language: str | None, voice: str | None):  # type: ignore[no-untyped-def]
+        return await engine.synthesize(text, language=language or settings.stt_language or None, voice=voice)
+
+    return synthesize
+
+
+def _build(src: Path, out: Path, force: bool, settings) -> bool:  # type: ignore[no-untyped-def]
     from switchboard.telephony.asterisk.prompts import PromptError, build_prompts
 
     try:
-        report = asyncio.run(build_prompts(src, out, force=force))
+        report = asyncio.run(build_prompts(src, out, force=force, synthesize=_offline_tts(settings)))
     except PromptError as exc:
         err_console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
@@ -48,9 +60,11 @@ def build(
     out: Annotated[Path | None, typer.Option("--out", help="where the WAVs go; default PROMPTS_WAV_DIR")] = None,
     force: Annotated[bool, typer.Option("--force", help="rebuild even when the outputs are newer")] = False,
 ) -> None:
-    """Convert every source to mono 8 kHz <name>.wav and 16 kHz <name>.wav16 (mp3 needs ffmpeg)."""
+    """Convert every source to mono 8 kHz <name>.wav and 16 kHz <name>.wav16 (mp3 needs ffmpeg;
+    <name>.<lang>.txt is spoken by the offline TTS: the shipped defaults for hello, yes, number,
+    goodby, onhold and disclosure)."""
     settings = _settings()
-    if not _build(src or settings.prompts_src_dir, out or settings.prompts_wav_dir, force):
+    if not _build(src or settings.prompts_src_dir, out or settings.prompts_wav_dir, force, settings):
         raise typer.Exit(1)
 
 
@@ -84,7 +98,7 @@ def sync(
     wav_dir = wav_dir or settings.prompts_wav_dir
     sound_dir = sound_dir or settings.ast_sound_dir
     src = src or settings.prompts_src_dir
-    if build_first and find_sources(src) and not _build(src, wav_dir, False):
+    if build_first and find_sources(src) and not _build(src, wav_dir, False, settings):
         raise typer.Exit(1)
     text_prompts: list[TextPrompt] = []
     if tts:

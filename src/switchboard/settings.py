@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     logs_dir: Path = Path("logs")
     log_level: str = "INFO"
     log_json: bool = False
+    log_file: str = Field("", max_length=4096)  # rotating log file; empty = LOGS_DIR/app.log, "off" = terminal only
+    log_file_max_bytes: int = Field(10_000_000, ge=10_000, le=10**12)  # rotate after this size
+    log_file_backups: int = Field(5, ge=0, le=1000)  # rotated files kept (app.log.1 ... app.log.5)
+    log_mask_phones: bool = True  # phone numbers in logs as 0912***6789; false logs them whole
+    log_max_line: int = Field(2000, ge=80, le=1_000_000)  # characters of one log message (longer ones are cut, marked)
     company: str = Field("default", min_length=1, max_length=100)
     telephony_backend: str = "sim"  # a name registered in telephony/registry.py (sim | asterisk | twilio)
     max_steps_per_call: int = Field(200, ge=1, le=100_000)
@@ -69,6 +74,7 @@ class Settings(BaseSettings):
     abandon_window_seconds: int = Field(86400, ge=1, le=365 * 86400)  # rolling window of the per-campaign abandon rate
     daily_attempts_per_contact: int = Field(2, ge=1, le=1000)
     fail_alert_threshold: int = Field(5, ge=1, le=1_000_000)
+    call_now_wait_seconds: float = Field(10.0, gt=0, le=3600)  # POST /api/v1/calls waits this long for a free line
 
     # --- alerts ---------------------------------------------------------------------------------
     sms_admins: str = ""
@@ -214,6 +220,11 @@ class Settings(BaseSettings):
     studio_fetch_allow_hosts: str = ""  # host[:port] the Strategy Studio may fetch although private
     studio_fetch_max_bytes: int = 1_000_000
     studio_fetch_timeout: float = 10.0
+
+    def resolved_log_file(self) -> Path | None:
+        if self.log_file.strip().lower() in ("off", "none", "-"):
+            return None
+        return Path(self.log_file) if self.log_file.strip() else self.logs_dir / "app.log"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -373,7 +373,8 @@ async def test_operator_never_answers(tmp_path: Path, salehi_en: Scenario, model
         Customer(rig.ari, [await said(YES)])
         rig.sim.route(OUTBOUND_OPERATOR, "operator-noanswer")
         ctx, _ = await call_out(rig, salehi_en, "customer-listens")
-        assert (ctx.result, ctx.reason) == (results.DISCONNECTED, "no operator answered"), ctx.transcripts
+        assert (ctx.result, ctx.reason) == (results.CALLBACK_SCHEDULED, "said yes; no operator free"), \
+            ctx.transcripts
         assert ctx.steps_visited[-5:] == ["handle_yes", "connect_operator", "operator_unavailable", "play_goodby",
                                           "end"]
         assert rig.played()[-1] == "sound:custom/goodby" and "sound:custom/onhold" in rig.played()

@@ -11,6 +11,7 @@ from switchboard.clock import run_virtual
 from switchboard.settings import Settings
 
 TEHRAN = timezone(timedelta(hours=3, minutes=30))
+QUICK = Path(__file__).resolve().parents[1] / "e2e" / "scenarios"  # one prompt, a final result
 
 
 def campaign(settings: Settings, phones: list[str], start: datetime) -> list[datetime]:
@@ -31,7 +32,7 @@ def campaign(settings: Settings, phones: list[str], start: datetime) -> list[dat
 
 def test_per_day_line_limit_holds_across_a_restart(tmp_path: Path) -> None:
     settings = Settings(_env_file=None, data_dir=tmp_path / "data", logs_dir=tmp_path / "logs",  # type: ignore[call-arg]
-                        outbound_numbers="02191000001", max_calls_per_day=3, max_attempts=1,
+                        scenarios_dir=QUICK, outbound_numbers="02191000001", max_calls_per_day=3, max_attempts=1,
                         panel_timezone="+0330", calling_hours_start="09:00", calling_hours_end="21:00")
     day = datetime(2026, 11, 23, 10, 0, tzinfo=TEHRAN)
     first = campaign(settings, [f"0912555000{i}" for i in range(3)], day)

@@ -41,3 +41,13 @@ def test_bad_templates_fail_at_start_up(bad: str) -> None:
 def test_customer_without_digits_is_refused() -> None:
     with pytest.raises(ValueError):
         DialStringTemplate().render(line_number="1234", customer="n/a", trunk="t")
+
+
+def test_customer_numbers_as_the_trunk_dials_them() -> None:
+    from switchboard.dialer.dialstring import dialable
+
+    template = DialStringTemplate()
+    assert dialable("+989121234567", "IR") == "09121234567"
+    assert digits_of(dialable("+12127365000", "IR")) == "0012127365000"  # international prefix from Iran
+    assert template.render(line_number="02191000123", customer=dialable("+989121234567", "IR"),
+                           trunk="trunk") == "PJSIP/012309121234567@trunk"

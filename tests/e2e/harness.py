@@ -109,6 +109,14 @@ class AuditedLimiter:
             self.audit.end(held[0], scenario=held[1])
         await self.inner.release(grant)
 
+    async def refund(self, grant: Grant) -> None:
+        held = self._open.pop(grant.token, None)
+        if held is not None and grant.direction == "outbound":
+            self.audit.cancel(held[0], grant.at.timestamp(), scenario=held[1])
+        elif held is not None:
+            self.audit.end(held[0], scenario=held[1])
+        await self.inner.refund(grant)
+
     async def wait_for_release(self, timeout: float | None) -> None:
         await self.inner.wait_for_release(timeout)
 

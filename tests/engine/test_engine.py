@@ -129,7 +129,7 @@ def test_operator_is_busy_for_the_whole_call_and_released_after() -> None:
 
     first, second = run_virtual(two_calls())
     assert first.result == "connected_to_operator" and first.agent == "0911"
-    assert second.result == "disconnected" and "all_busy" in second.reason
+    assert second.result == "disconnected" and "busy" in second.reason
     assert not engine.services.operators.is_busy("0911")
 
 

@@ -39,7 +39,7 @@ def test_legacy_fields():
     assert b.error is None
     assert [(s.id, s.name) for s in b.active_scenarios] == [(None, "sales"), (None, "survey")]
     assert [a.phone_number for a in b.outbound_agents] == ["9120000001"]
-    assert b.timezone == "+0330"
+    assert b.timezone is None  # no zone given: contacts fall back to their own / PANEL_TIMEZONE
 
 
 def test_bad_numbers_are_rejected_alone():

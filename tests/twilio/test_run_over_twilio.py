@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted(p.stem for p in (ROOT / "scenarios").glob("*.yaml"))
 OUTBOUND_OPERATORS = ["+14155550191", "+14155550192", "+14155550193"]
 INBOUND_OPERATORS = ["+14155550194", "+14155550195"]
-CUSTOMERS = ["+14155550101", "+14155550102", "+14155550103"]  # one outbound call per scenario
+CUSTOMERS = ["+14155550101", "+14155550102", "+14155550103", "+14155550104"]  # one outbound call per scenario
 CALLERS = ["+14155550151", "+14155550152"]  # one inbound call per scenario with an inbound flow
 TOKEN = "run-over-twilio-token"
 
@@ -47,13 +47,14 @@ WORDS = {
     "salehi_language": "Yes, sure, I am interested.",
     "agrad_marketing": "Please do not call me again.",
     "reception": "I would like to talk to a real person please.",
+    "clinic_reminder": "Yes, sure. I will be there.",
 }
 OUTBOUND_RESULTS = {"salehi_language": "connected_to_operator", "agrad_marketing": "not_interested",
-                    "reception": "connected_to_operator"}
+                    "reception": "connected_to_operator", "clinic_reminder": "appointment_confirmed"}
 INBOUND_RESULTS = {"salehi_language": "inbound_call", "reception": "inbound_call"}
 # Loud agent audio to hear before answering (a whole greeting, not a pause inside it): salehi's
 # hello prompt, agrad's disclosure prompt then its spoken greeting, reception's spoken greeting.
-GREETING = {"salehi_language": 4.0, "agrad_marketing": 4.0, "reception": 2.5}
+GREETING = {"salehi_language": 4.0, "agrad_marketing": 4.0, "reception": 2.5, "clinic_reminder": 4.0}
 
 
 def free_port() -> int:
@@ -160,8 +161,7 @@ async def test_switchboard_run_on_twilio_runs_every_shipped_scenario_inbound_and
         "SCENARIOS_DIR": str(scenarios), "DATA_DIR": str(tmp_path / "data"), "LOGS_DIR": str(tmp_path / "logs"),
         "RECORDINGS_DIR": str(tmp_path / "recordings"), "TTS_CACHE_DIR": str(tmp_path / "tts"),
         "PROMPTS_WAV_DIR": str(tmp_path / "wav"), "STRATEGIES_DIR": str(tmp_path / "strategies"),
-        "PANEL_PORT": str(port), "BUILTIN_PANEL_TOKEN": TOKEN,
-        "BUILTIN_PANEL_TOKEN_SCOPES": "dialer,read,pii",  # the test reads calls and their numbers
+        "PANEL_PORT": str(port), "BUILTIN_PANEL_TOKEN": TOKEN, "BUILTIN_PANEL_TOKEN_SCOPES": "dialer,read,pii",
     }
     imported = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "switchboard.cli", "contacts", "import", str(contacts), cwd=ROOT, env=env,

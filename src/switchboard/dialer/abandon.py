@@ -99,7 +99,7 @@ class AbandonTracker:
         now = clock.monotonic()
         self._abandoned.setdefault(waiting.campaign, deque()).append(now)
         event = AbandonEvent(call_id, waiting.campaign, waiting.contact_id, now - waiting.since)
-        log.warning(
+        log.info(  # counted in the abandon rate; one INFO line per event (not a fault)
             "abandoned call %s in campaign %s (no operator after %.1fs)",
             call_id,
             waiting.campaign,

@@ -101,6 +101,28 @@ class LimitAudit:
             ):
                 self._bad(t, f"scenario {scenario.name}: more than {scenario.per_minute} starts in 60 s")
             window.times.append(t)
+            if scenario.per_day is not None:
+                self.day_counts[(f"scenario:{scenario.name}", day)] += 1
+                if self.day_counts[(f"scenario:{scenario.name}", day)] > scenario.per_day:
+                    self._bad(t, f"scenario {scenario.name}: more than {scenario.per_day} starts on {day}")
+
+    def cancel(self, line: OutboundLine, t: float, *, scenario: ScenarioLimit | None = None) -> None:
+        """An outbound start at `t` handed back unused (the limiter refunded it): it never happened."""
+        self.starts -= 1
+        self.outbound_starts -= 1
+        self.active[line.id] -= 1
+        minute = self._minute.get(line.id)
+        if minute is not None and t in minute.times:
+            minute.times.remove(t)
+        day = datetime.fromtimestamp(t, self.tz).date().isoformat()
+        self.day_counts[(line.id, day)] -= 1
+        if scenario is not None:
+            self.scenario_active[scenario.name] -= 1
+            window = self._scenario_minute.get(scenario.name)
+            if window is not None and t in window.times:
+                window.times.remove(t)
+            if scenario.per_day is not None:
+                self.day_counts[(f"scenario:{scenario.name}", day)] -= 1
 
     def end(self, line: OutboundLine, *, scenario: ScenarioLimit | None = None) -> None:
         self.active[line.id] -= 1

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from switchboard.dialer.lines import parse_timezone
+from switchboard.engine.results import ResultCatalog
 from switchboard.settings import Settings
 from switchboard.store.reports import RETRY_RESULTS as STORE_RETRY_RESULTS
 
@@ -60,6 +61,7 @@ class ContactState:
     last_attempt_at: datetime | None = None
     recent_attempts: Sequence[datetime] = ()  # attempt times of at least the last ~2 days (daily cap)
     last_abandoned_at: datetime | None = None
+    last_scenario: str | None = None  # the scenario that recorded last_result (its declarations count)
 
 
 def _parse_hhmm(value: str) -> time:
@@ -69,8 +71,9 @@ def _parse_hhmm(value: str) -> time:
 
 @dataclass(frozen=True, slots=True)
 class CompliancePolicy:
-    """Per-campaign rules. `retry_delays` maps a result to its delay (None = never retry);
-    `failed:<reason>` results use the `failed` entry."""
+    """Per-campaign rules. With a `results` catalog (production), each result's declared meaning
+    decides: final, or retried after its delay. Without one, `retry_delays` maps a result to its
+    delay (None = never retry) and `failed:<reason>` results use the `failed` entry."""
 
     window_start: time = time(9, 0)
     window_end: time = time(21, 0)
@@ -84,6 +87,7 @@ class CompliancePolicy:
     )
     abandon_lockout: timedelta = timedelta(hours=1)
     daily_cap: int = 2
+    results: ResultCatalog | None = None
 
     def __post_init__(self) -> None:
         if self.window_start == self.window_end:
@@ -110,8 +114,11 @@ class CompliancePolicy:
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 
-    def retry_delay(self, result: str) -> tuple[bool, timedelta | None]:
+    def retry_delay(self, result: str, scenario: str | None = None) -> tuple[bool, timedelta | None]:
         """(known, delay): known=False means the result is final (the contact is done)."""
+        if self.results is not None:
+            seconds = self.results.retry_delay(result, scenario)
+            return True, None if seconds is None else timedelta(seconds=seconds)
         if result in self.retry_delays:
             return True, self.retry_delays[result]
         if result.startswith("failed:") and "failed" in self.retry_delays:
@@ -158,7 +165,7 @@ def evaluate(contact: ContactState, now: datetime, policy: CompliancePolicy, *, 
     earliest = now.astimezone(UTC)
     reasons: list[str] = []
     if result is not None:
-        known, delay = policy.retry_delay(result)
+        known, delay = policy.retry_delay(result, contact.last_scenario)
         if not known:
             return Never(f"last result {result!r} is final")
         if delay is None:

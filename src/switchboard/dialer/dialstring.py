@@ -14,6 +14,22 @@ DEFAULT_TEMPLATE = "PJSIP/{line_last4}{customer}@{trunk}"
 PLACEHOLDERS = frozenset({"customer", "line", "line_last4", "trunk"})
 
 
+def dialable(e164: str, region: str) -> str:
+    """A number as a trunk in `region` dials it (what {customer} becomes): nationally with the trunk
+    prefix (`+989121234567` -> `09121234567` in IR), a foreign number with the international prefix
+    (`+12127365000` -> `0012127365000` from IR)."""
+    import phonenumbers
+
+    from switchboard.phones import try_normalize
+
+    parsed = try_normalize(e164, region)
+    if parsed is None:
+        return e164
+    if parsed.region and parsed.region != region.upper():
+        return phonenumbers.format_out_of_country_calling_number(phonenumbers.parse(parsed.e164), region.upper())
+    return parsed.national_dialing
+
+
 def digits_of(number: str) -> str:
     """ASCII digits of a phone number; Persian/Arabic-Indic digits are converted, the rest dropped."""
     out = []

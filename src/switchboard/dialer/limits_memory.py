@@ -69,11 +69,15 @@ class _LineState:
 class _ScenarioState:
     active: set[str] = field(default_factory=set)
     minute: deque[float] = field(default_factory=deque)
+    day: str = ""
+    day_count: int = 0
 
-    def prune(self, now: float) -> None:
+    def prune(self, now: float, date: str = "") -> None:
         cutoff = now - MINUTE + EPS
         while self.minute and self.minute[0] <= cutoff:
             self.minute.popleft()
+        if date and date != self.day:
+            self.day, self.day_count = date, 0
 
 
 class MemoryLineLimiter:
@@ -88,6 +92,7 @@ class MemoryLineLimiter:
         self._scenarios: dict[str, _ScenarioState] = {}
         self._released = asyncio.Event()
         self._tokens = itertools.count(1)
+        self._taken: dict[str, tuple[float, str]] = {}  # outbound token -> (start, local date): refunds
 
     def _line(self, line: OutboundLine) -> _LineState:
         state = self._lines.get(line.id)
@@ -118,9 +123,12 @@ class MemoryLineLimiter:
         reason = ""
         scen_state = self._scenario(scenario.name) if scenario is not None and scenario.limited else None
         if scenario is not None and scen_state is not None:
-            scen_state.prune(t)
+            scen_state.prune(t, date)
             if scenario.max_concurrent is not None and len(scen_state.active) >= scenario.max_concurrent:
                 global_wait, reason = None, f"scenario {scenario.name} at its concurrent limit"
+            elif scenario.per_day is not None and scen_state.day_count >= scenario.per_day:
+                global_wait = day_left + MIN_WAIT
+                reason = f"scenario {scenario.name} at its per-day limit"
             elif scenario.per_minute is not None and len(scen_state.minute) >= scenario.per_minute:
                 global_wait = max(scen_state.minute[0] + MINUTE - t, MIN_WAIT)
                 reason = f"scenario {scenario.name} at its per-minute limit"
@@ -158,7 +166,9 @@ class MemoryLineLimiter:
             if scen_state is not None:
                 scen_state.active.add(token)
                 scen_state.minute.append(t)
+                scen_state.day_count += 1
             self.bucket.take(t)
+            self._taken[token] = (t, date)
             return Grant(
                 line=line,
                 token=token,
@@ -200,7 +210,25 @@ class MemoryLineLimiter:
     async def release(self, grant: Grant) -> None:
         self.release_now(grant)
 
+    async def refund(self, grant: Grant) -> None:
+        taken = self._taken.pop(grant.token, None)
+        state = self._lines.get(grant.line.id)
+        if taken is not None and state is not None and grant.token in state.active:
+            t, date = taken
+            if t in state.minute:
+                state.minute.remove(t)
+            if state.day == date:
+                state.day_count = max(0, state.day_count - 1)
+            scen = self._scenarios.get(grant.scenario) if grant.scenario is not None else None
+            if scen is not None:
+                if t in scen.minute:
+                    scen.minute.remove(t)
+                if scen.day == date:
+                    scen.day_count = max(0, scen.day_count - 1)
+        self.release_now(grant)
+
     def release_now(self, grant: Grant) -> None:
+        self._taken.pop(grant.token, None)
         state = self._lines.get(grant.line.id)
         if state is None or grant.token not in state.active:
             return

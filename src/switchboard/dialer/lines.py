@@ -55,10 +55,11 @@ class ScenarioLimit:
     name: str
     per_minute: int | None = None
     max_concurrent: int | None = None
+    per_day: int | None = None  # originations per local day (the limiter's time zone)
 
     @property
     def limited(self) -> bool:
-        return self.per_minute is not None or self.max_concurrent is not None
+        return self.per_minute is not None or self.max_concurrent is not None or self.per_day is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,11 @@ class LineLimiter(Protocol):
 
     async def release(self, grant: Grant) -> None:
         """Give the slot back at call end. Idempotent."""
+        ...
+
+    async def refund(self, grant: Grant) -> None:
+        """Give back a slot that was never used (nothing was dialed): as if it had not been taken,
+        so it counts toward no minute or day limit. Idempotent."""
         ...
 
     async def wait_for_release(self, timeout: float | None) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
 
+from switchboard.engine.callbacks import CallbackScheduler
 from switchboard.engine.operators import OperatorPool
 from switchboard.speech.base import Transcript
 from switchboard.telephony.call import Audio
@@ -49,6 +50,7 @@ class EngineServices:
     # Extra named services for plug-in steps (e.g. "conversation" for `converse`).
     extras: dict[str, Any] = field(default_factory=dict)
     add_to_dnc: Callable[[str, str], Awaitable[None]] | None = None
+    callbacks: CallbackScheduler | None = None  # where schedule_callback steps book call backs
     on_provider_failure: Callable[[str, str], Awaitable[None]] | None = None
     on_provider_success: Callable[[], Awaitable[None]] | None = None
     operator_timeout: float = 30.0

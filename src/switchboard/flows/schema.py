@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from switchboard.flows.steptypes import StepModel, step_types
 
@@ -52,6 +53,91 @@ class Operators(_Strict):
     outbound: list[str] = Field(default_factory=list)
 
 
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?"
+                       r"\s*(?:(\d+(?:\.\d+)?)\s*s?)?\s*$")
+MAX_DELAY = 30 * 86400.0
+
+
+def parse_duration(value: float | int | str) -> float:
+    """Seconds from `90`, `"90s"`, `"15m"`, `"2h"`, `"1d"` or `"1h30m"` (at most 30 days)."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a text such as 15m, 2h, 1d")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if not m or not any(m.groups()):
+            raise ValueError(f"{value!r} is not a duration; write seconds or a text such as 15m, 2h, 1d")
+        d, h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+        seconds = d * 86400 + h * 3600 + mi * 60 + s
+    if not 0 < seconds <= MAX_DELAY:
+        raise ValueError(f"duration {value!r} must be more than 0 and at most 30 days")
+    return seconds
+
+
+Duration = float | int | str
+
+
+class ResultDeclaration(_Strict):
+    """A result of the scenario's own business (e.g. appointment_confirmed): how it reads, what it
+    reports to the panel as, whether the contact is done or tried again, and how reports count it."""
+
+    display_name: str = Field("", max_length=200)
+    panel_status: str = Field(description="what the panel is told: connected_to_operator, not_interested, "
+                                          "disconnected, hangup, missed, unknown, inbound_call or "
+                                          "failed:<reason>")
+    final: bool | None = Field(None, description="true: the contact is done; default: final unless "
+                                                 "retry_after is given")
+    retry_after: Duration | None = Field(None, description="call again after this long (seconds, or 30m, "
+                                                           "2h, 1d)")
+    contacted: bool = Field(True, description="the contact was reached (counts in contact rates)")
+    success: bool = Field(False, description="counts as a success in reports")
+
+    @field_validator("panel_status")
+    @classmethod
+    def _status(cls, value: str) -> str:
+        from switchboard.engine.results import PANEL_STATUSES
+
+        base = value.split(":", 1)[0]
+        if base not in PANEL_STATUSES or (base == "failed" and not value.startswith("failed:")) or \
+                (base != "failed" and ":" in value):
+            raise ValueError(f"panel_status {value!r} is not a panel status; use one of "
+                             + ", ".join(s if s != "failed" else "failed:<reason>" for s in PANEL_STATUSES))
+        return value
+
+    @field_validator("retry_after")
+    @classmethod
+    def _delay(cls, value: Duration | None) -> Duration | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ResultDeclaration":
+        if self.final and self.retry_after is not None:
+            raise ValueError("a final result is never retried: remove retry_after or set final: false")
+        return self
+
+    def retry_after_seconds(self) -> float | None:
+        return None if self.retry_after is None else parse_duration(self.retry_after)
+
+
+class CallbackPolicy(_Strict):
+    """What `schedule_callback` steps of this scenario do unless the step says otherwise."""
+
+    after: Duration = Field("15m", description="how long after the call to call back (seconds, 15m, 2h)")
+    scenario: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$",
+                                 description="scenario the call back runs; default: this one")
+    priority: int = Field(10, ge=-100, le=100, description="higher is dialed first (new contacts are 0)")
+    max_attempts: int = Field(3, ge=1, le=20, description="tries of one call back before it is given up")
+
+    @field_validator("after")
+    @classmethod
+    def _after(cls, value: Duration) -> Duration:
+        parse_duration(value)
+        return value
+
+
 class ScenarioSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     display_name: str = ""
@@ -69,8 +155,22 @@ class ScenarioSpec(_Strict):
     operators: Operators = Field(default_factory=Operators)
     disclosure_prompt: str | None = Field(None, description="prompt that must play before anything else")
     opt_out_intent: str | None = Field(None, description="callers with this intent go onto the DNC list")
+    results: dict[str, ResultDeclaration] = Field(default_factory=dict,
+                                                  description="the scenario's own results, by name")
+    callbacks: CallbackPolicy = Field(default_factory=CallbackPolicy)
     flow: list[dict[str, Any]]
     inbound_flow: list[dict[str, Any]] | None = None
+
+    @field_validator("results")
+    @classmethod
+    def _result_names(cls, value: dict[str, ResultDeclaration]) -> dict[str, ResultDeclaration]:
+        from switchboard.engine.results import RESULT_NAME
+
+        for name in value:
+            if not RESULT_NAME.match(name) or ":" in name:
+                raise ValueError(f"result name {name!r}: use lower-case letters, digits and _ "
+                                 "(e.g. appointment_confirmed)")
+        return value
 
 
 class ScenarioFile(_Strict):

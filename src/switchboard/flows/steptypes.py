@@ -55,6 +55,11 @@ class StepModel(BaseModel):
     def intents_routed(self) -> list[tuple[tuple[str | int, ...], str]]:
         return []
 
+    def results_set(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """(path within the step, result) for every result this step may record; `validate`
+        checks each against the built-in results and the scenario's declared `results`."""
+        return [(("hangup_result",), self.hangup_result)] if self.hangup_result else []
+
     def breaks_loops(self) -> bool:
         """A cycle through a step that returns True here is bounded (e.g. check_retry_limit)."""
         return False

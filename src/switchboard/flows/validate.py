@@ -19,6 +19,7 @@ from switchboard.flows.loader import (
     load_yaml_text,
     read_text_limited,
 )
+from switchboard.flows.results import check_results
 from switchboard.flows.schema import Flow, Scenario, ScenarioFile, version_of
 from switchboard.flows.steptypes import StepModel, get_step_type, step_types
 
@@ -289,10 +290,12 @@ def _parse_scenario_text(text: str, file: str) -> FileResult:
     spec = parsed.scenario
     flow_steps = _parse_steps(doc, "flow", spec.flow, errors)
     flow_entry = _check_flow(doc, "flow", flow_steps, spec, errors)
+    check_results(doc, flow_steps, spec, errors)
     inbound: Flow | None = None
     if spec.inbound_flow is not None:
         in_steps = _parse_steps(doc, "inbound_flow", spec.inbound_flow, errors)
         in_entry = _check_flow(doc, "inbound_flow", in_steps, spec, errors)
+        check_results(doc, in_steps, spec, errors)
         if in_entry:
             inbound = Flow(in_steps, in_entry)
     for key, ref in (("disclosure_prompt", spec.disclosure_prompt),):

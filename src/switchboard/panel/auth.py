@@ -34,7 +34,8 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # GET routes under these prefixes return phone numbers or recordings: `pii` as well as `read`.
-PII_PREFIXES = ("/api/v1/calls", "/api/v1/contacts", "/api/v1/dnc", "/api/v1/operators", "/api/v1/export")
+PII_PREFIXES = ("/api/v1/calls", "/api/v1/contacts", "/api/v1/dnc", "/api/v1/operators", "/api/v1/export",
+                "/api/v1/callbacks", "/api/v1/tickets")
 ADMIN_PREFIXES = ("/api/v1/users", "/api/v1/tokens", "/api/v1/audit")
 CONTROL_PATHS = ("/api/v1/dialer/pause", "/api/v1/dialer/resume")
 

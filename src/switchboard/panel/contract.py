@@ -9,14 +9,21 @@ built-in panel in `switchboard.panel.server`):
   timezone: "+0330", server_time}``. Legacy panels may send ``active_agents`` (read as
   ``outbound_agents``) and ``active_scenarios`` as plain strings.
 * ``POST /api/dialer/register-scenarios`` `RegisterScenariosRequest`
-  ``{company, scenarios: [{name, display_name}]}``
+  ``{company, scenarios: [{name, display_name}]}`` (older dialers send plain names: accepted)
 * ``POST /api/dialer/register-outbound-lines`` `RegisterOutboundLinesRequest`
   ``{company, lines: [{phone_number, display_name}]}``
 * ``POST /api/dialer/report-result`` `ReportResultRequest` ``{company, number_id, phone_number, status,
   reason, attempted_at, agent_id, agent_phone, user_message, scenario_id, outbound_line_id}`` with
-  header ``Idempotency-Key``. Inbound calls have no ``number_id`` and are matched by phone number.
+  header ``Idempotency-Key``. ``scenario_id`` is the panel's own id of the scenario (from the
+  ``active_scenarios`` objects of next-batch; null when the panel gave none). ``status`` is one of
+  the statuses below; a scenario's own result (e.g. ``appointment_confirmed``) is sent as the status
+  it declares (``panel_status``) with the result's name added as ``outcome``; a call back's call
+  adds ``callback_id``. Both fields are left out when empty, so panels that do not know them see
+  the body they always did. Inbound calls have no ``number_id`` and are matched by phone number.
   A panel answers 2xx when applied and 2xx or 409 when it has already seen the key; both count as
-  delivered.
+  delivered. The built-in panel also accepts older bodies: upper-case statuses (``CONNECTED``,
+  ``NO_ANSWER``, ``BUSY``...), and ``scenario`` (a name), ``outbound_line`` (a number) and
+  ``batch_id`` fields.
 * ``POST /api/dialer/alert`` `AlertRequest` ``{company, kind, message, details, at}``: the dialer tells
   the panel it paused or resumed or hit a failure threshold. ``kind`` is one of `ALERT_KINDS`
   (other values are accepted and stored as-is). Panels without this endpoint may answer 404; the
@@ -33,7 +40,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from switchboard.panel.bounded import (
     Attributes,
@@ -57,6 +73,10 @@ RESULT_STATUSES = (
     "inbound_call",
 )
 ALERT_KINDS = ("paused", "resumed", "failure_threshold", "provider_failure", "info")
+# Statuses older panels and dialers send, read as the contract's own (the original kept as outcome).
+STATUS_ALIASES = {"connected": "connected_to_operator", "answered": "connected_to_operator",
+                  "no_answer": "missed", "noanswer": "missed", "busy": "missed", "unreachable": "missed",
+                  "congestion": "missed", "rejected": "not_interested", "declined": "not_interested"}
 
 Id = ExternalId  # a panel's id: an integer within 64 bits or text of at most 100 characters
 
@@ -106,7 +126,7 @@ class NextBatchResponse(_Model):
     inbound_agents: list[AgentRef] = Field(default_factory=list)
     outbound_agents: list[AgentRef] = Field(default_factory=list)
     outbound_lines: list[LineRef] = Field(default_factory=list)
-    timezone: str = "+0330"
+    timezone: str | None = None  # the zone of contacts that have none of their own
     server_time: datetime | None = None
 
     @model_validator(mode="before")
@@ -127,10 +147,16 @@ class NextBatchResponse(_Model):
 
     @field_validator("timezone")
     @classmethod
-    def _tz(cls, v: str) -> str:
+    def _tz(cls, v: str | None) -> str | None:
+        from switchboard.dialer.lines import parse_timezone
         from switchboard.panel.tz import parse_offset
 
-        parse_offset(v)  # raises ValueError naming the problem
+        if v is None or not v.strip():
+            return None
+        try:
+            parse_offset(v)  # raises ValueError naming the problem
+        except ValueError:
+            parse_timezone(v)  # an IANA name ("Asia/Tehran") is a zone too
         return v
 
 
@@ -142,6 +168,13 @@ class ScenarioRegistration(_Model):
 class RegisterScenariosRequest(_Model):
     company: Company
     scenarios: list[ScenarioRegistration] = Field(max_length=1000)
+
+    @field_validator("scenarios", mode="before")
+    @classmethod
+    def _plain_names(cls, v: Any) -> Any:
+        if isinstance(v, list):  # older dialers: ["salehi_language", ...]
+            return [{"name": item} if isinstance(item, str) else item for item in v]
+        return v
 
 
 class OutboundLineRegistration(_Model):
@@ -176,6 +209,38 @@ class ReportResultRequest(_Model):
     user_message: FreeText | None = None
     scenario_id: ExternalId | None = None
     outbound_line_id: ExternalId | None = None
+    outcome: str | None = Field(None, max_length=100, description="the scenario's own result, when the "
+                                                                  "status is what it reports as")
+    callback_id: ExternalId | None = None
+    # Older dialers' fields, accepted by the built-in panel (never sent).
+    scenario: str | None = Field(None, max_length=200)
+    outbound_line: str | None = Field(None, max_length=64)
+    batch_id: ExternalId | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_extras(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for key in OPTIONAL_REPORT_FIELDS:
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_bodies(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("status"), str):
+            return data
+        data = dict(data)
+        raw = data["status"].strip()
+        base, sep, rest = raw.partition(":")
+        lowered = base.lower()
+        if lowered in STATUS_ALIASES:
+            data["status"] = STATUS_ALIASES[lowered]
+            if lowered not in ("connected", "answered") and not data.get("outcome"):
+                data["outcome"] = lowered
+        else:
+            data["status"] = lowered + sep + rest
+        return data
 
     @field_validator("attempted_at")
     @classmethod
@@ -189,6 +254,9 @@ class ReportResultRequest(_Model):
         if base not in RESULT_STATUSES:
             raise ValueError(f"unknown status {v!r}; expected one of {', '.join(RESULT_STATUSES)}")
         return v
+
+
+OPTIONAL_REPORT_FIELDS = ("outcome", "callback_id", "scenario", "outbound_line", "batch_id")
 
 
 class AlertRequest(_Model):
@@ -238,7 +306,7 @@ class NextBatch:
     inbound_agents: list[AgentRef] = field(default_factory=list)
     outbound_agents: list[AgentRef] = field(default_factory=list)
     outbound_lines: list[LineRef] = field(default_factory=list)
-    timezone: str = "+0330"
+    timezone: str | None = None  # None: the panel gave no zone
     server_time: datetime | None = None
     error: str | None = None
 

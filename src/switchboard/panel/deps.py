@@ -27,6 +27,10 @@ class DialerControl(Protocol):
 
     def status(self) -> dict[str, Any]: ...
 
+    async def call_now(self, phone: str, *, scenario: str | None = None, persona: str | None = None,
+                       name: str | None = None, attributes: dict[str, Any] | None = None,
+                       wait: float = 10.0) -> Any: ...
+
 
 @dataclass
 class PanelContext:

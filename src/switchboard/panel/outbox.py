@@ -28,7 +28,7 @@ from switchboard.panel.contract import AlertRequest, ReportResultRequest, descri
 from switchboard.panel.local import LocalPanel
 from switchboard.process import gone, node_id
 from switchboard.settings import Settings
-from switchboard.store import CallData, EventData, OutboxEntry, Store
+from switchboard.store import CallbackOutcome, CallData, EventData, OutboxEntry, Store
 from switchboard.store.models import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -191,16 +191,18 @@ class ResultsOutbox:
         events: Sequence[EventData] = (),
         *,
         idempotency_key: str | None = None,
+        callback: CallbackOutcome | None = None,
     ) -> str:
-        """Commit call + timeline + outbox row in one transaction, log the transcript, wake the
-        deliverer. Returns the idempotency key (default: derived from the call id, so submitting
-        the same call twice is a no-op).
+        """Commit call + timeline + outbox row (+ the call back it served) in one transaction, log
+        the transcript, wake the deliverer. Returns the idempotency key (default: derived from the
+        call id, so submitting the same call twice is a no-op).
 
         The contact's attempt state is NOT touched here: it belongs to the panel, which updates it
         when the report arrives (the built-in panel via `LocalSink`/report-result)."""
         key = idempotency_key or f"call:{call.id}"
         created = await record_patiently(
-            lambda: self.store.calls.record(call, events, outbox=OutboxEntry(key, report.model_dump(mode="json"))),
+            lambda: self.store.calls.record(call, events, outbox=OutboxEntry(key, report.model_dump(mode="json")),
+                                            callback=callback),
             what=f"result of call {call.id}",
         )
         if created:

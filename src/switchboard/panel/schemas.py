@@ -72,6 +72,8 @@ class CallOut(_Out):
     intent: str | None
     user_message: str | None
     recording_path: str | None
+    panel_status: str | None = None  # what the panel was told (a declared result reports as this)
+    callback_id: int | None = None  # the call back this call made
 
 
 class EventOut(_Out):
@@ -213,3 +215,122 @@ class AlertOut(_Out):
     message: str
     details: dict[str, Any]
     created_at: datetime
+
+
+# --- campaigns: calls placed now, call backs, tickets, results ------------------------------------
+_NAME = r"^[A-Za-z0-9_.-]{1,200}$"
+
+
+class CallNowIn(BaseModel):
+    """POST /api/v1/calls: call this number now (through the dialer's limits and compliance)."""
+
+    model_config = ConfigDict(extra="forbid")
+    phone: str = Field(min_length=3, max_length=64)
+    scenario: str | None = Field(None, pattern=_NAME, description="scenario to run; default: the next one "
+                                                                    "whose conditions match the contact")
+    persona: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,60}$", description="an AI persona instead "
+                                                                                      "of a scenario")
+    name: str | None = Field(None, max_length=200)
+    fields: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=50,
+                                                               description="contact fields ({name} in prompts, "
+                                                                           "scenario conditions)")
+
+
+class SalesStartCallIn(BaseModel):
+    """POST /api/v1/agent/sales/start_call (the path sales teams already use)."""
+
+    lead_phone: str = Field(min_length=3, max_length=64)
+    lead_name: str | None = Field(None, max_length=200)
+    lead_fields: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=50)
+
+
+class CallPlacedOut(BaseModel):
+    ok: bool = True
+    call_id: str
+    status: str = "dialing"
+    scenario: str
+    phone: str
+    line: str
+    url: str
+
+
+class CallbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone: str = Field(min_length=3, max_length=64)
+    at: datetime | None = Field(None, description="when to call (ISO; without a zone: UTC)")
+    after_minutes: float | None = Field(None, gt=0, le=43200, description="or: this many minutes from now")
+    scenario: str | None = Field(None, pattern=_NAME)
+    priority: int = Field(10, ge=-100, le=100)
+    reason: str | None = Field(None, max_length=1000)
+    name: str | None = Field(None, max_length=200)
+    max_attempts: int = Field(3, ge=1, le=20)
+
+
+class CallbackOut(_Out):
+    id: int
+    phone: str
+    phone_e164: str
+    name: str | None
+    number_id: str | None
+    scenario: str | None
+    priority: int
+    due_at: datetime
+    status: str
+    attempts: int
+    max_attempts: int
+    reason: str | None
+    source: str
+    call_id: str | None
+    last_call_id: str | None
+    last_result: str | None
+    created_at: datetime
+
+
+class TicketOut(_Out):
+    id: int
+    call_id: str | None
+    phone: str | None
+    persona: str | None
+    subject: str
+    description: str
+    priority: str
+    order_number: str | None
+    fields: dict[str, Any]
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class TicketPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: str = Field(pattern=r"^(open|closed)$")
+
+
+class ResultOut(BaseModel):
+    name: str
+    display_name: str
+    panel_status: str
+    final: bool
+    retry_after: float | None
+    contacted: bool
+    success: bool
+    scenario: str | None
+
+
+class ResultCountOut(BaseModel):
+    scenario: str | None
+    result: str
+    display_name: str
+    panel_status: str
+    contacted: bool
+    success: bool
+    calls: int
+
+
+class ResultsReportOut(BaseModel):
+    calls: int
+    contacted: int
+    success: int
+    contact_rate: float
+    success_rate: float
+    by_result: list[ResultCountOut]

@@ -21,7 +21,7 @@ from switchboard.panel.auth import AuditMiddleware, Authed, SecurityHeadersMiddl
 from switchboard.panel.auth_accounts import AccountService
 from switchboard.panel.deps import DialerControl, PanelContext, ScenarioLister
 from switchboard.panel.local import LocalPanel
-from switchboard.panel.routes import admin, calls, campaigns, contacts, dnc, export, roster, scenarios
+from switchboard.panel.routes import admin, calls, campaigns, contacts, dnc, export, followups, roster, scenarios
 from switchboard.panel.routes import dialer as dialer_routes
 from switchboard.settings import Settings
 from switchboard.store import RetryPolicy, Store
@@ -60,7 +60,7 @@ def create_panel_app(
     app.state.accounts = accounts
     app.state.panel = PanelContext(store=store, settings=settings, local=local, accounts=accounts,
                                    list_scenarios=list_scenarios or list, dialer=dialer or node)
-    for module in (dialer_routes, contacts, calls, campaigns, roster, scenarios, dnc, export, admin):
+    for module in (dialer_routes, contacts, calls, followups, campaigns, roster, scenarios, dnc, export, admin):
         app.include_router(module.router)
     for router in routers:  # e.g. the brain's /api/v1/strategies, /calls/{id}/feedback
         app.include_router(router, dependencies=Authed)

@@ -1,7 +1,8 @@
 """Local storage: SQLAlchemy models, repositories and Alembic migrations (run on start-up)."""
 
 from switchboard.store.base import Page
-from switchboard.store.calls import AttemptOutcome, CallData, EventData, OutboxEntry
+from switchboard.store.calls import AttemptOutcome, CallData, ContactHistory, EventData, OutboxEntry
+from switchboard.store.followups import CallbackOutcome, NewCallback
 from switchboard.store.catalog import LineSpec, OperatorSpec
 from switchboard.store.contacts import NewContact
 from switchboard.store.reports import ReportedResult, RetryDecision, RetryPolicy, default_retry_policy
@@ -11,8 +12,11 @@ from switchboard.store import accounts as _accounts, usage as _usage  # noqa: E4
 __all__ = [
     "AttemptOutcome",
     "CallData",
+    "CallbackOutcome",
+    "ContactHistory",
     "EventData",
     "LineSpec",
+    "NewCallback",
     "NewContact",
     "OperatorSpec",
     "OutboxEntry",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from switchboard import clock
 
@@ -18,6 +18,10 @@ class Repository:
     @property
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.sessions.kw["bind"]  # type: ignore[no-any-return]
 
 
 def utcnow(now: datetime | None = None) -> datetime:

@@ -8,12 +8,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from switchboard.store.base import Page, Repository, utcnow
 from switchboard.store.contacts import apply_attempt
-from switchboard.store.models import CallEvent, CallRecord, Contact, OutboxItem
+from switchboard.store.followups import CallbackOutcome, apply_callback_outcome
+from switchboard.store.models import Callback, CallEvent, CallRecord, Contact, OutboxItem
 
 
 @dataclass(slots=True)
@@ -43,6 +44,22 @@ class CallData:
     transcripts: list[dict[str, Any]] | None = None  # [{"role": "caller", "text": ..., "at": iso}, ...]
     recording_path: str | None = None
     attributes: dict[str, Any] | None = None
+    panel_status: str | None = None
+    callback_id: int | None = None
+
+
+@dataclass(slots=True)
+class ContactHistory:
+    """What compliance needs from past calls: this contact's own attempts (by the panel's contact
+    id: a contact imported again is a new contact) and this person's recent attempts (by phone:
+    daily caps protect the person, whichever list they are on)."""
+
+    attempts: int = 0
+    last_result: str | None = None
+    last_scenario: str | None = None
+    last_attempt_at: datetime | None = None
+    last_delivered: bool = True  # the last result has reached the panel (not still in the outbox)
+    recent_attempts: list[datetime] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -84,6 +101,7 @@ class CallsRepo(Repository):
         *,
         outbox: OutboxEntry | None = None,
         attempt: AttemptOutcome | None = None,
+        callback: CallbackOutcome | None = None,
     ) -> bool:
         """Record a finished call: upsert the call row, append its timeline, enqueue its result
         and count the contact's attempt, atomically.
@@ -136,6 +154,10 @@ class CallsRepo(Repository):
                                 attempt.final,
                                 attempt.next_attempt_at,
                             )
+                    if callback is not None:
+                        row_cb = await s.get(Callback, callback.callback_id, with_for_update=self.is_postgres)
+                        if row_cb is not None:
+                            apply_callback_outcome(row_cb, callback, call.id, call.ended_at or utcnow())
             except IntegrityError:
                 if outbox is None:
                     raise
@@ -238,6 +260,53 @@ class CallsRepo(Repository):
         )
         async with self.sessions() as s:
             return int(await s.scalar(stmt) or 0)
+
+    async def history(self, *, company: str, number_id: str | None, phone_e164: str,
+                      since: datetime) -> ContactHistory:
+        """One query: the dialed calls of contact `number_id` (all time) and of `phone_e164` since
+        `since`, each with whether its result still waits in the outbox."""
+        mine = CallRecord.number_id == number_id if number_id is not None else CallRecord.phone_e164 == phone_e164
+        stmt = (
+            select(CallRecord.number_id, CallRecord.phone_e164, CallRecord.result, CallRecord.scenario,
+                   CallRecord.originated_at, OutboxItem.status)
+            .outerjoin(OutboxItem, OutboxItem.call_id == CallRecord.id)
+            .where(CallRecord.company == company, CallRecord.direction == "outbound",
+                   CallRecord.line.is_not(None),
+                   or_(mine, (CallRecord.phone_e164 == phone_e164) & (CallRecord.originated_at >= since)))
+        )
+        async with self.sessions() as s:
+            rows = (await s.execute(stmt)).all()
+        out = ContactHistory()
+        last = None
+        for nid, phone, result, scenario, at, outbox_status in rows:
+            if (nid == number_id) if number_id is not None else True:
+                out.attempts += 1
+                if at is not None and (last is None or at > last[3]):
+                    last = (result, scenario, outbox_status, at)
+            if phone == phone_e164 and at is not None and at >= since:
+                out.recent_attempts.append(at)
+        if last is not None:
+            out.last_result, out.last_scenario, status, out.last_attempt_at = last
+            out.last_delivered = status != "pending"
+        return out
+
+    async def count_by_result(self, *, company: str | None = None, since: datetime | None = None,
+                              until: datetime | None = None) -> list[tuple[str | None, str, int]]:
+        """(scenario, result, calls) for finished calls that were dialed or answered (reports)."""
+        conds = [*_filters(company, None, None, None, since, until), CallRecord.result.is_not(None),
+                 CallRecord.line.is_not(None)]
+        stmt = (select(CallRecord.scenario, CallRecord.result, func.count())
+                .where(*conds).group_by(CallRecord.scenario, CallRecord.result))
+        async with self.sessions() as s:
+            return [(scenario, result, int(n)) for scenario, result, n in (await s.execute(stmt)).all()]
+
+    async def last_activity(self, *, company: str | None = None) -> datetime | None:
+        """When the last recorded call started or ended (None: no calls yet)."""
+        conds = [] if company is None else [CallRecord.company == company]
+        async with self.sessions() as s:
+            ended = await s.scalar(select(func.max(CallRecord.ended_at)).where(*conds))
+            started = await s.scalar(select(func.max(CallRecord.originated_at)).where(*conds))
+        return max((t for t in (ended, started) if t is not None), default=None)
 
     async def last_outbound(self, phone_e164: str) -> CallRecord | None:
         stmt = (

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, text, update
 
 from switchboard.store.base import Page, Repository, utcnow
 from switchboard.store.models import Batch, Campaign, Contact, DoNotCall
@@ -44,6 +44,12 @@ class ContactsRepo(Repository):
         async with self.sessions.begin() as s:
             blocked = await _on_dnc(s, [c.phone_e164 for c in contacts])
             s.add_all([Contact(**_fields(c, blocked)) for c in contacts])
+        if self.is_postgres and len(contacts) >= 1000:
+            # Fresh statistics right after a bulk import: without them PostgreSQL may plan the next
+            # lease as a scan of every contact until autovacuum gets round to it.
+            async with self.engine.connect() as conn:
+                await conn.execute(text("ANALYZE contacts"))
+                await conn.commit()
         return len(contacts)
 
     async def get(self, contact_id: int) -> Contact | None:
@@ -107,10 +113,12 @@ class ContactsRepo(Repository):
         async with self.sessions() as s:
             return await s.scalar(stmt)
 
-    async def counts_by_status(self, company: str | None = None) -> dict[str, int]:
+    async def counts_by_status(self, company: str | None = None, *, campaign_id: int | None = None) -> dict[str, int]:
         stmt = select(Contact.status, func.count()).group_by(Contact.status)
         if company is not None:
             stmt = stmt.where(Contact.company == company)
+        if campaign_id is not None:
+            stmt = stmt.where(Contact.campaign_id == campaign_id)
         async with self.sessions() as s:
             return {status: int(n) for status, n in (await s.execute(stmt)).all()}
 
@@ -235,6 +243,58 @@ class ContactsRepo(Repository):
                 return None, []
             batch.size = len(rows)
             return batch.id, rows
+
+    async def lease_numbers(
+        self,
+        owner: str,
+        limit: int,
+        *,
+        company: str = "default",
+        lease_seconds: float = 900.0,
+        now: datetime | None = None,
+        reclaim_every: float = 5.0,
+    ) -> tuple[int | None, list[tuple[int, str]]]:
+        """`lease_batch` for the panel's next-batch: (batch id, [(contact id, E.164)]) in due order.
+        This is the dialer contract's hot path: one atomic statement on PostgreSQL (`pg_fast`), one
+        hop to SQLite's thread (`sqlite_fast`), no ORM objects. Expired leases are reclaimed at
+        most every `reclaim_every` seconds of `now`."""
+        if limit <= 0:
+            return None, []
+        now = utcnow(now)
+        marks: dict[str, datetime] = self.__dict__.setdefault("_reclaimed", {})
+        last = marks.get(company)
+        reclaim = last is None or abs((now - last).total_seconds()) >= reclaim_every
+        if reclaim:
+            marks[company] = now
+        if not self.is_postgres:
+            return await self._lease_numbers_sqlite(owner, limit, company, lease_seconds, now, reclaim)
+        from switchboard.store import pg_fast
+
+        if reclaim:
+            async with self.sessions.begin() as s:
+                await self._reclaim_expired(s, company, now)
+        return await pg_fast.lease(self.engine, company=company, now=now, owner=owner, limit=limit,
+                                   until=now + timedelta(seconds=lease_seconds))
+
+    async def _lease_numbers_sqlite(self, owner: str, limit: int, company: str, lease_seconds: float,
+                                    now: datetime, reclaim: bool) -> tuple[int | None, list[tuple[int, str]]]:
+        """SQLite: one statement picks and leases atomically (one writer), the whole transaction in
+        one hop to SQLite's thread (`sqlite_fast`)."""
+        from switchboard.store import sqlite_fast as fast
+
+        at, until = fast.ts(now), fast.ts(now + timedelta(seconds=lease_seconds))
+
+        def work(db):  # type: ignore[no-untyped-def]
+            if reclaim:
+                db.execute(fast.RECLAIM, (at, company, at))
+            rows = db.execute(fast.LEASE, (owner, until, at, company, at, limit)).fetchall()
+            if not rows:
+                return None, []
+            batch_id = db.execute(fast.INSERT_BATCH, (company, len(rows), owner, at)).fetchone()[0]
+            rows.sort(key=lambda r: (r[2], r[0]))
+            return batch_id, [(r[0], r[1]) for r in rows]
+
+        return await fast.run(self.engine, work)
 
     async def renew_lease(
         self, contact_ids: Sequence[int], owner: str, lease_seconds: float, *, now: datetime | None = None

@@ -200,11 +200,14 @@ class CallRecord(Base):
     transcripts: Mapped[list[Any]] = mapped_column(JSON, default=list)
     recording_path: Mapped[str | None] = mapped_column(Text, default=None)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    panel_status: Mapped[str | None] = mapped_column(String(100), default=None)  # what the panel was told
+    callback_id: Mapped[int | None] = mapped_column(BigId, default=None)  # the call back this call made
     created_at: Mapped[datetime] = mapped_column(default=_now)
     __table_args__ = (
         Index("ix_calls_phone_time", "phone_e164", "originated_at"),
         Index("ix_calls_ended", "company", "ended_at"),
         Index("ix_calls_contact", "contact_id"),
+        Index("ix_calls_number", "company", "number_id"),
     )
 
 
@@ -276,3 +279,58 @@ class KeyValue(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+
+
+class Callback(Base):
+    """A call back booked by a flow (no operator free), an AI persona or the API; the dialer dials
+    it when due (higher priority first), within calling hours and line limits."""
+
+    __tablename__ = "callbacks"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    company: Mapped[str] = mapped_column(String(100), default="default")
+    phone: Mapped[str] = mapped_column(String(64))
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str | None] = mapped_column(String(200), default=None)
+    number_id: Mapped[str | None] = mapped_column(String(100), default=None)  # the panel's contact id
+    scenario: Mapped[str | None] = mapped_column(String(200), default=None)
+    priority: Mapped[int] = mapped_column(Integer, default=10)
+    due_at: Mapped[datetime] = mapped_column()
+    # scheduled -> dialing -> scheduled (retry) | done | cancelled
+    status: Mapped[str] = mapped_column(String(20), default="scheduled")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    source: Mapped[str] = mapped_column(String(20), default="flow")  # flow | persona | api
+    call_id: Mapped[str | None] = mapped_column(String(64), default=None)  # the call that booked it
+    last_call_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    last_result: Mapped[str | None] = mapped_column(String(100), default=None)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    lease_owner: Mapped[str | None] = mapped_column(String(100), default=None)
+    leased_until: Mapped[datetime | None] = mapped_column(default=None)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+    __table_args__ = (
+        Index("ix_callbacks_due", "company", "status", "due_at"),
+        Index("ix_callbacks_phone", "phone_e164"),
+    )
+
+
+class Ticket(Base):
+    """A support ticket an AI persona (or the API) opened for a caller."""
+
+    __tablename__ = "tickets"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    company: Mapped[str] = mapped_column(String(100), default="default")
+    call_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    phone: Mapped[str | None] = mapped_column(String(64), default=None)
+    persona: Mapped[str | None] = mapped_column(String(100), default=None)
+    subject: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(String(20), default="normal")
+    order_number: Mapped[str | None] = mapped_column(String(100), default=None)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | closed
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+    __table_args__ = (Index("ix_tickets_company_status", "company", "status", "id"),)

@@ -12,6 +12,7 @@ from switchboard.store.catalog import BatchesRepo, CampaignsRepo, LinesRepo, Ope
 from switchboard.store.contacts import ContactsRepo
 from switchboard.store.db import create_engine, migrate
 from switchboard.store.dnc import DncRepo
+from switchboard.store.followups import CallbacksRepo, TicketsRepo
 from switchboard.store.outbox import OutboxRepo
 from switchboard.store.reports import ReportsRepo
 from switchboard.store.state import AlertsRepo, KvRepo
@@ -33,6 +34,8 @@ class Store:
     reports: ReportsRepo
     kv: KvRepo
     alerts: AlertsRepo
+    callbacks: CallbacksRepo
+    tickets: TicketsRepo
 
     @property
     def dialect(self) -> str:
@@ -60,6 +63,8 @@ class Store:
             reports=ReportsRepo(sessions, d),
             kv=KvRepo(sessions, d),
             alerts=AlertsRepo(sessions, d),
+            callbacks=CallbacksRepo(sessions, d),
+            tickets=TicketsRepo(sessions, d),
         )
 
 

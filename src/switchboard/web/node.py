@@ -67,6 +67,16 @@ class NodeLink:
         if dialer is not None:
             await self.call(lambda: dialer.resume(by=by))
 
+    async def call_now(self, phone: str, **options: Any) -> Any:
+        """POST /api/v1/calls: the dialer places the call on its own loop (`Dialer.call_now`)."""
+        dialer = self.dialer
+        if dialer is None:
+            from switchboard.dialer.loop import CallRefused
+
+            raise CallRefused("the campaign has finished: no dialer runs now", 503)
+        wait = float(options.get("wait", 10.0))
+        return await self.call(lambda: dialer.call_now(phone, **options), timeout=wait + 30.0)
+
     def status(self) -> dict[str, Any]:
         """The dialer's last known state, as the live board has it (no cross-thread read)."""
         snap = self.live.snapshot()

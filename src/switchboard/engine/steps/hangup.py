@@ -19,9 +19,12 @@ class Hangup(StepModel):
     @field_validator("result")
     @classmethod
     def _known(cls, value: str | None) -> str | None:
-        if value is not None and not results.is_valid_result(value):
-            raise ValueError(f"unknown result {value!r}")
+        if value is not None and not results.is_result_name(value):
+            raise ValueError(f"{value!r} is not a result name")
         return value
+
+    def results_set(self) -> list[tuple[tuple[str | int, ...], str]]:
+        return [*super().results_set(), *([(("result",), self.result)] if self.result else [])]
 
     async def run(self, rt: StepRuntime) -> str | None:
         if self.result and (rt.ctx.result is None or rt.ctx.result == results.UNKNOWN):

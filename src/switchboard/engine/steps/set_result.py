@@ -1,4 +1,5 @@
-"""`set_result`: record the call's result (one of the statuses panels expect)."""
+"""`set_result`: record the call's result: a built-in one or one the scenario declares under
+`results:` (`switchboard validate` checks which, with file and line)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,13 @@ class SetResult(StepModel):
     @field_validator("result")
     @classmethod
     def _known(cls, value: str) -> str:
-        if not results.is_valid_result(value):
-            raise ValueError(f"unknown result {value!r}; use one of {', '.join(results.FIXED_RESULTS)} "
-                             "or failed:<reason>")
+        if not results.is_result_name(value):
+            raise ValueError(f"{value!r} is not a result name; use lower-case letters, digits and _ "
+                             f"(built in: {', '.join(results.FIXED_RESULTS)}, failed:<reason>)")
         return value
+
+    def results_set(self) -> list[tuple[tuple[str | int, ...], str]]:
+        return [*super().results_set(), (("result",), self.result)]
 
     async def run(self, rt: StepRuntime) -> str | None:
         rt.ctx.set_result(self.result, rt.fill(self.reason))

@@ -1,7 +1,9 @@
 """`transfer_to_operator`: ring a free operator from the scenario's roster and bridge them in.
 
 The operator leg shows the customer's number as caller ID. Operators who do not answer are skipped
-for the next free one; when all are busy or none answers, `on_failure` runs.
+for the next free one. When every operator is busy (or none is on the roster) `on_all_busy` runs,
+when the operators rung did not answer `on_no_answer` runs; either falls back to `on_failure`
+(typically a `schedule_callback` step, so the caller promised a call back gets one).
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from switchboard.flows.steptypes import StepModel, register_step
 @register_step
 class TransferToOperator(StepModel):
     type_name = "transfer_to_operator"
-    target_fields = ("on_success", "on_failure")
+    target_fields = ("on_success", "on_failure", "on_all_busy", "on_no_answer")
     agent_type: Literal["inbound", "outbound"] = "outbound"
     on_success: str
     on_failure: str
+    on_all_busy: str | None = Field(None, description="next step when no operator is free; default on_failure")
+    on_no_answer: str | None = Field(None, description="next step when the operators rung did not answer; "
+                                                       "default on_failure")
     hold_prompt: str | None = Field(None, description="prompt played while the operator rings; "
                                                       "default: the scenario's `onhold` prompt if any")
     timeout: float | None = Field(None, gt=0, description="seconds to ring each operator")
@@ -69,6 +74,9 @@ class TransferToOperator(StepModel):
             await services.operators.release(operator.number)
             reason = outcome.reason or "no_answer"
             ctx.log("operator_failed", step=self.step, operator=operator.number, reason=reason)
-        ctx.reason = f"operator {reason}"
+        ctx.reason = "all operators busy" if reason == "all_busy" else f"no operator answered ({reason})"
+        ctx.variables["operator_failure"] = reason
         ctx.log("transfer_failed", step=self.step, reason=reason)
-        return self.on_failure
+        if reason == "all_busy":
+            return self.on_all_busy or self.on_failure
+        return self.on_no_answer or self.on_failure

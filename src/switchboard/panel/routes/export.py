@@ -34,6 +34,8 @@ router = APIRouter(prefix="/api/v1/export", dependencies=Authed, tags=["export"]
 RESULT_COLUMNS = [
     "call_id", "direction", "scenario", "contact_id", "number_id", "phone", "phone_e164", "line", "operator",
     "originated_at", "answered_at", "ended_at", "result", "reason", "intent", "user_message", "recording_path",
+    # what the result means (built in, or declared by its scenario): see GET /api/v1/results
+    "result_name", "panel_status", "contacted", "success",
 ]
 CONTACT_COLUMNS = [
     "contact_id", "campaign_id", "external_id", "phone", "phone_e164", "name", "status", "attempts",
@@ -63,6 +65,15 @@ def _call_row(call: Any) -> list[Any]:
             call.intent, call.user_message, call.recording_path]
 
 
+def _meaning(c: PanelContext, call: Any) -> list[str]:
+    result = getattr(call, "result", None)
+    if not result:
+        return ["", "", "", ""]
+    d = c.local.results.get(result, getattr(call, "scenario", None))
+    return [d.display_name, getattr(call, "panel_status", None) or d.panel_status, "yes" if d.contacted else "no",
+            "yes" if d.success else "no"]
+
+
 def _contact_row(contact: Contact) -> list[Any]:
     attributes = json.dumps(contact.attributes or {}, ensure_ascii=False, sort_keys=True, default=str)
     return [contact.id, contact.campaign_id, contact.external_id, contact.phone, contact.phone_e164, contact.name,
@@ -88,7 +99,7 @@ def _window(c: PanelContext, since: datetime | None, until: datetime | None) -> 
 
 async def _calls(c: PanelContext, since: datetime | None, until: datetime | None) -> AsyncIterator[list[Any]]:
     async for call in c.store.calls.iter_finished(company=c.settings.company, since=since, until=until):
-        yield _call_row(call)
+        yield [*_call_row(call), *_meaning(c, call)]
 
 
 async def _contacts(c: PanelContext, campaign_id: int | None) -> AsyncIterator[list[Any]]:

@@ -2,9 +2,10 @@
 sounds, and render the scenarios' text (`tts:`) prompts ahead of the first call.
 
 * `build_prompts` converts every source under `PROMPTS_SRC_DIR` (wav directly; mp3 and other
-  formats through ffmpeg) to mono 16-bit `<name>.wav` at 8 kHz and `<name>.wav16` at 16 kHz under
-  `PROMPTS_WAV_DIR`, keeping the folder layout. Asterisk picks the file that suits the channel's
-  codec. Sources older than their outputs are skipped.
+  formats through ffmpeg; `<name>.<lang>.txt` text through the offline TTS) to mono 16-bit
+  `<name>.wav` at 8 kHz and `<name>.wav16` at 16 kHz under `PROMPTS_WAV_DIR`, keeping the folder
+  layout. Asterisk picks the file that suits the channel's codec. Sources older than their outputs
+  are skipped; a recording beats a text of the same name (drop `hello.mp3` next to `hello.fa.txt`).
 * `sync_prompts` copies the built files into `AST_SOUND_DIR/custom/` and `AST_SOUND_DIR/en/custom/`
   (Asterisk looks in the channel language's folder first), so `src/hello.mp3` plays as
   `sound:custom/hello`. Every file lands through a temporary name and a rename: Asterisk never
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import re
 import logging
 import os
 import shutil
@@ -35,7 +37,8 @@ log = logging.getLogger(__name__)
 
 WAV_SUFFIXES = frozenset({".wav"})
 FFMPEG_SUFFIXES = frozenset({".mp3", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac"})
-SOURCE_SUFFIXES = WAV_SUFFIXES | FFMPEG_SUFFIXES
+TEXT_SUFFIXES = frozenset({".txt"})  # <name>.<language>.txt: the prompt's words, spoken by the TTS
+SOURCE_SUFFIXES = WAV_SUFFIXES | FFMPEG_SUFFIXES | TEXT_SUFFIXES
 OUTPUTS = ((8000, ".wav"), (16000, ".wav16"))  # Asterisk's format_wav: .wav is 8 kHz, .wav16 16 kHz
 BUILT_SUFFIXES = frozenset(suffix for _, suffix in OUTPUTS)
 DEFAULT_FOLDER = "custom"
@@ -71,17 +74,44 @@ class SyncReport:
 
 
 # --- build ----------------------------------------------------------------------------------------
+def _prompt_name(source: Path) -> str:
+    """`hello.mp3` -> `hello`; `hello.fa.txt` -> `hello` (the language is the text's, not the name's)."""
+    stem = source.with_suffix("")
+    return stem.with_suffix("").name if source.suffix.lower() in TEXT_SUFFIXES and stem.suffix else stem.name
+
+
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+
+
+def _is_source(path: Path) -> bool:
+    """Audio files, and texts named `<name>.<language>.txt` (other .txt files are notes)."""
+    suffix = path.suffix.lower()
+    if suffix in TEXT_SUFFIXES:
+        return bool(_LANGUAGE.match(path.with_suffix("").suffix.lstrip(".")))
+    return suffix in SOURCE_SUFFIXES
+
+
 def find_sources(src_dir: Path) -> list[Path]:
+    """Every source, one per prompt name: a recording wins over a text of the same name."""
     src_dir = Path(src_dir)
     if not src_dir.is_dir():
         return []
-    return sorted(p for p in src_dir.rglob("*") if p.is_file() and p.suffix.lower() in SOURCE_SUFFIXES
-                  and not p.name.startswith("."))
+    found = sorted(p for p in src_dir.rglob("*") if p.is_file() and _is_source(p) and not p.name.startswith("."))
+    recorded = {(p.parent, _prompt_name(p)) for p in found if p.suffix.lower() not in TEXT_SUFFIXES}
+    return [p for p in found if p.suffix.lower() not in TEXT_SUFFIXES or (p.parent, _prompt_name(p)) not in recorded]
 
 
 def outputs_for(source: Path, src_dir: Path, wav_dir: Path) -> list[tuple[int, Path]]:
-    stem = Path(wav_dir) / source.relative_to(src_dir).with_suffix("")
+    stem = Path(wav_dir) / source.relative_to(src_dir).parent / _prompt_name(source)
     return [(rate, stem.with_name(stem.name + suffix)) for rate, suffix in OUTPUTS]
+
+
+def text_source(source: Path) -> tuple[str, str | None]:
+    """(words, language) of a `<name>.<language>.txt` source; `#` lines are comments."""
+    lines = source.read_text(encoding="utf-8").splitlines()
+    words = " ".join(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
+    language = source.with_suffix("").suffix.lstrip(".") or None
+    return words, language
 
 
 def ffmpeg_path() -> str | None:
@@ -142,8 +172,10 @@ def _up_to_date(source: Path, outputs: list[tuple[int, Path]]) -> bool:
     return all(p.exists() and p.stat().st_mtime >= mtime for _, p in outputs)
 
 
-async def build_prompts(src_dir: Path, wav_dir: Path, *, force: bool = False, parallel: int = 4) -> BuildReport:
-    """Convert every source under `src_dir` into 8 kHz `.wav` and 16 kHz `.wav16` under `wav_dir`."""
+async def build_prompts(src_dir: Path, wav_dir: Path, *, force: bool = False, parallel: int = 4,
+                        synthesize: Synthesize | None = None) -> BuildReport:
+    """Convert every source under `src_dir` into 8 kHz `.wav` and 16 kHz `.wav16` under `wav_dir`;
+    text sources are spoken by `synthesize` (the offline TTS)."""
     src_dir, wav_dir = Path(src_dir), Path(wav_dir)
     if not src_dir.is_dir():
         raise PromptError(f"no prompt sources: {src_dir} is not a folder (set PROMPTS_SRC_DIR or --src)")
@@ -157,7 +189,15 @@ async def build_prompts(src_dir: Path, wav_dir: Path, *, force: bool = False, pa
             return
         async with slots:
             try:
-                audio = await decode(source)
+                if source.suffix.lower() in TEXT_SUFFIXES:
+                    words, language = text_source(source)
+                    if not words:
+                        raise PromptError(f"{source}: no text in the file")
+                    if synthesize is None:
+                        raise PromptError(f"{source}: a text prompt needs a TTS to speak it")
+                    audio = await synthesize(words, language, None)
+                else:
+                    audio = await decode(source)
                 await asyncio.to_thread(_write_outputs, audio, outputs)
             except PromptError as exc:
                 report.failed.append((source, str(exc)))
@@ -288,7 +328,7 @@ async def prepare_prompts(settings: Any, *, synthesize: Synthesize | None = None
     render the scenarios' `tts:` prompts when a synthesizer is given."""
     build = None
     if find_sources(settings.prompts_src_dir):
-        build = await build_prompts(settings.prompts_src_dir, settings.prompts_wav_dir)
+        build = await build_prompts(settings.prompts_src_dir, settings.prompts_wav_dir, synthesize=synthesize)
         for source, reason in build.failed:
             log.warning("prompt %s not built: %s", source, reason)
     wav_dir = Path(settings.prompts_wav_dir)

@@ -2,7 +2,7 @@
 different body is refused (409) instead of silently dropping the second result
 
 Revision ID: hardening_receipt_hash
-Revises: console_accounts
+Revises: campaigns_followups
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "hardening_receipt_hash"
-down_revision = "console_accounts"
+down_revision = "campaigns_followups"
 branch_labels = None
 depends_on = None
 
