@@ -101,6 +101,9 @@ BUILTIN: dict[str, ResultDef] = {d.name: d for d in (
     _builtin("dnc", "On the do-not-call list", NOT_INTERESTED, True, False),
     _builtin("opted_out", "Opted out", NOT_INTERESTED, True, True),
     _builtin("invalid_number", "Invalid number", "failed:invalid_number", True, False),
+    # A call a crashed or killed process cut off (dialer/interrupted.py): our failure, not the
+    # contact's answer, so it is tried again as soon as its lease allows, not after the retry delay.
+    ResultDef("failed:interrupted", "Cut off: Switchboard stopped mid-call", "failed:interrupted", False, 0.0),
 )}
 # failed:<reason> is retried, except these reasons: retrying cannot change them.
 FINAL_FAILURES = frozenset({"do_not_call", "compliance", "invalid_number", "no_scenario"})
