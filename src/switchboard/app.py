@@ -513,8 +513,8 @@ def run_main(settings: Settings, console: Console, *, contacts: int | None = Non
 
     simulated = backend_spec(settings.telephony_backend).simulated
     virtual = not wall_clock and settings.sim_virtual_clock and simulated
-    if not simulated:
-        return asyncio.run(serve(settings, console))
+    if not simulated:  # uvloop: every streamed call's 50 frames a second each way go through the loop
+        return run_server_loop(serve(settings, console))
     coro = demo_campaign(settings, console, contacts=count, audio=use_audio, virtual_clock=virtual,
                          serve_console=serve_console)
     if not virtual:
@@ -729,8 +729,9 @@ async def import_contacts_file(settings: Settings, path: Path, campaign: str | N
 
 
 def run_server_loop(coro):  # type: ignore[no-untyped-def]
-    """Run a server coroutine on uvloop when it is installed (a faster event loop for HTTP-only
-    processes such as `switchboard panel`), else on asyncio's own loop."""
+    """Run a server coroutine on uvloop when it is installed (a faster event loop: `switchboard
+    panel`'s HTTP, and the frames of every streamed call in `switchboard run`), else on asyncio's
+    own loop."""
     try:
         import uvloop
     except ImportError:
