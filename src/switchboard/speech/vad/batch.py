@@ -75,6 +75,10 @@ class SileroStream:
     def set_listener(self, listener: Callable[[list[VADEvent]], None]) -> None:
         self._listener = listener
 
+    def report_pauses(self, after: float | None) -> None:
+        """Also report "pause" events after `after` seconds of quiet inside an utterance."""
+        self.endpointer.pause_after = after
+
     def push(self, pcm: bytes) -> None:
         if not self.closed:
             self.pending += pcm
