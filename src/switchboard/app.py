@@ -264,7 +264,9 @@ async def start_browser_calls(webrtc: "WebRTCBackend", dialer: "Dialer") -> None
     scenario their token names and off any phone line; the page follows each call's timeline.
     (After `dialer.start()`, which hands a backend the plain inbound path.)"""
     await webrtc.start(lambda call, scenario: dialer.handle_inbound(call, scenario, on_line=False))
-    dialer.on_timeline = lambda ctx, entry: webrtc.observe(ctx.call_id, entry.event, entry.detail)
+    # The page's call is the backend's (`web-…`); the dialer's id for it is kept apart (`in-…`).
+    dialer.on_timeline = lambda ctx, entry: webrtc.observe(ctx.variables.get("backend_call_id", ctx.call_id),
+                                                           entry.event, entry.detail)
 
 
 def browser_calls_router(settings: Settings, webrtc: "WebRTCBackend", node: Node) -> "APIRouter":

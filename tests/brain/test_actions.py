@@ -30,6 +30,26 @@ def test_schema_lists_every_tool_and_null():
     assert "save_details" in actions.instructions(specs)
 
 
+def test_every_string_of_the_reply_is_bounded_so_the_json_closes_within_budget():
+    schema = actions.action_schema(ToolRegistry().specs(["save_details", "schedule_callback"]), say_max_chars=120)
+    assert schema["properties"]["say"]["maxLength"] == 120
+    strings = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("type") == "string":
+                strings.append(node)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(schema)
+    assert len(strings) > 2  # say and the tools' text arguments
+    assert all("maxLength" in s or "format" in s or "pattern" in s or "enum" in s for s in strings), strings
+
+
 def test_a_reply_outside_the_protocol_is_spoken_as_text():
     assert actions.parse_reply("Sure, I can help.", call_id="x") == ("Sure, I can help.", None)
     assert actions.parse_reply('{"say": "ok", "action": null}', call_id="x") == ("ok", None)

@@ -34,7 +34,10 @@ def test_live_board_follows_a_campaign_from_another_thread(tmp_path: Path) -> No
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(_JsonFormatter())
-    logging.getLogger("switchboard").addHandler(handler)
+    sb_logger = logging.getLogger("switchboard")
+    sb_logger.addHandler(handler)
+    old_level = sb_logger.level
+    sb_logger.setLevel(logging.INFO)  # the per-call INFO lines ("Placing call ...") are what carry ids
     ready = threading.Event()
     holder: dict[str, Any] = {}
 
@@ -83,7 +86,8 @@ def test_live_board_follows_a_campaign_from_another_thread(tmp_path: Path) -> No
             time.sleep(0.02)
         worker.join(30)
     finally:
-        logging.getLogger("switchboard").removeHandler(handler)
+        sb_logger.removeHandler(handler)
+        sb_logger.setLevel(old_level)
     assert "error" not in holder, holder.get("error")
     final = holder["board"].snapshot()
     assert final.finished and not final.attached and final.calls == ()

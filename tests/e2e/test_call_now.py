@@ -84,7 +84,7 @@ def test_calls_placed_now_through_the_api(tmp_path) -> None:  # type: ignore[no-
                                           json={"phone": "09120000002", "persona": "nobody"})
                 assert persona.status_code == 404
                 bad = await http.post("/api/v1/calls", headers=TOKEN, json={"phone": "120"})
-                assert bad.status_code == 422 and "not a valid phone number" in bad.json()["detail"]
+                assert bad.status_code == 422 and "not a valid phone number" in bad.json()["detail"][0]["msg"]
                 both = await http.post("/api/v1/calls", headers=TOKEN,
                                        json={"phone": "09120000002", "scenario": "agrad_marketing",
                                              "persona": "sales"})

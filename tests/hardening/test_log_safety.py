@@ -1,8 +1,7 @@
 """Regression tests for what reaches the logs (issue 12): user text is bounded before any handler
 sees it, phone numbers are masked unless asked otherwise, and the terminal handler never runs a
 regex highlighter over user text (40 KB of one repeated character froze the whole panel for seconds,
-5 MB for minutes). The implementation is `observability/logging.py` (`LogSanitizer`, from the
-campaigns work); until it is there these tests say so and skip.
+5 MB for minutes). The implementation is `observability/logging.py` (`LogSanitizer`).
 
 The alert route refusing 40 KB messages (tests/hardening/test_api_limits.py) is the first line; these
 hold for every other way user text reaches a log line (transcripts, exceptions, panel answers)."""
@@ -18,10 +17,6 @@ from pathlib import Path
 import pytest
 
 from switchboard.observability import logging as sblog
-
-pytestmark = pytest.mark.skipif(not hasattr(sblog, "LogSanitizer"),
-                                reason="LogSanitizer (bounded, masked log lines) is not in this tree yet")
-
 
 @pytest.fixture(autouse=True)
 def restore_logging():  # type: ignore[no-untyped-def]

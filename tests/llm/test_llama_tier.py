@@ -150,19 +150,19 @@ async def test_streamed_reply_is_capped_and_cut_at_a_sentence(llm, personas):
 
 async def test_grammar_constrained_action_protocol_always_parses(llm):
     tools = ToolRegistry().specs(["save_details", "schedule_callback", "end_call"])
-    fmt = actions.response_format(tools)
+    fmt = actions.response_format(tools, say_max_chars=160)  # every string bounded: the JSON closes in budget
     messages = [{"role": "system", "content": "You are a phone agent.\n\n" + actions.instructions(tools)},
                 {"role": "user", "content": "Please call me back tomorrow at ten."}]
     extractor = actions.SayExtractor()
     said = ""
     content = ""
-    async for event in llm.stream(messages, response_format=fmt, max_tokens=160):
+    async for event in llm.stream(messages, response_format=fmt, max_tokens=400):
         if hasattr(event, "text"):
             said += extractor.feed(event.text)
         else:
             content = event.result.content or ""
     data = json.loads(content)  # grammar-constrained: always the protocol's JSON
-    assert set(data) == {"say", "action"} and isinstance(data["say"], str)
+    assert set(data) == {"say", "action"} and isinstance(data["say"], str) and len(data["say"]) <= 160
     assert said == data["say"]  # what streamed out of the JSON is exactly the say field
     if data["action"] is not None:
         assert data["action"]["name"] in {"save_details", "schedule_callback", "end_call"}

@@ -135,7 +135,7 @@ async def test_call_backs_and_tickets_api(store, panel_settings, serve_app) -> N
         assert (await http.get("/api/v1/tickets/9999")).status_code == 404
         # POST /api/v1/calls needs a dialer in the process: the standalone panel says so
         r = await http.post("/api/v1/calls", json={"phone": "09121110001"})
-        assert r.status_code == 503 and "switchboard run" in r.json()["detail"]
+        assert r.status_code == 409 and "switchboard run" in r.json()["detail"]
 
 
 async def test_results_export_says_what_each_result_means(store, panel_settings, serve_app) -> None:  # type: ignore[no-untyped-def]

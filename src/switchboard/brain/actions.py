@@ -22,19 +22,28 @@ from typing import Any
 from switchboard.brain.llm import ToolCall
 
 
+ARGUMENT_MAX_CHARS = 200  # a tool argument said on a phone call (a name, a time, a note) is short
+
+
 def _clean(schema: Any, defs: dict[str, Any]) -> Any:
-    """A tool's parameter schema without titles; its `$defs` hoisted to the top (refs stay valid)."""
+    """A tool's parameter schema without titles; its `$defs` hoisted to the top (refs stay valid).
+    Free-text strings get a `maxLength`: the grammar then closes them, so a rambling model cannot
+    run the reply past its token budget with the JSON left open."""
     if isinstance(schema, dict):
         for name, sub in (schema.get("$defs") or {}).items():
             defs[name] = _clean(sub, defs)
-        return {k: _clean(v, defs) for k, v in schema.items() if k not in ("title", "$defs")}
+        out = {k: _clean(v, defs) for k, v in schema.items() if k not in ("title", "$defs")}
+        if out.get("type") == "string" and not {"maxLength", "pattern", "format", "enum", "const"} & set(out):
+            out["maxLength"] = ARGUMENT_MAX_CHARS
+        return out
     if isinstance(schema, list):
         return [_clean(v, defs) for v in schema]
     return schema
 
 
-def action_schema(tool_specs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The reply schema: `say` (string) then `action` (null or one of the tools with its arguments)."""
+def action_schema(tool_specs: Sequence[dict[str, Any]], *, say_max_chars: int = 400) -> dict[str, Any]:
+    """The reply schema: `say` (string of at most `say_max_chars`) then `action` (null or one of the
+    tools with its arguments). Every string is bounded, so the JSON is complete within a budget."""
     defs: dict[str, Any] = {}
     choices: list[dict[str, Any]] = [{"type": "null"}]
     for spec in tool_specs:
@@ -43,16 +52,17 @@ def action_schema(tool_specs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         choices.append({"type": "object", "properties": {"name": {"const": fn["name"]}, "arguments": params},
                         "required": ["name", "arguments"], "additionalProperties": False})
     schema: dict[str, Any] = {"type": "object",
-                              "properties": {"say": {"type": "string"}, "action": {"anyOf": choices}},
+                              "properties": {"say": {"type": "string", "maxLength": say_max_chars},
+                                             "action": {"anyOf": choices}},
                               "required": ["say", "action"], "additionalProperties": False}
     if defs:
         schema["$defs"] = defs
     return schema
 
 
-def response_format(tool_specs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def response_format(tool_specs: Sequence[dict[str, Any]], *, say_max_chars: int = 400) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": {"name": "reply", "strict": True,
-                                                   "schema": action_schema(tool_specs)}}
+                                                   "schema": action_schema(tool_specs, say_max_chars=say_max_chars)}}
 
 
 def instructions(tool_specs: Sequence[dict[str, Any]]) -> str:

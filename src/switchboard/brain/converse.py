@@ -572,7 +572,9 @@ class _Conversation:
             head = dict(messages[0], content=f"{messages[0]['content']}\n\n{actions.instructions(tools)}")
             messages = [head, *messages[1:]]
             # room for the action's JSON on top of what is said
-            request = {"response_format": actions.response_format(tools), "max_tokens": cap + 120}
+            # `say` bounded near the cap (~4 characters a token): the grammar closes it in time
+            request = {"response_format": actions.response_format(tools, say_max_chars=max(40, cap * 4)),
+                       "max_tokens": cap + 120}
 
         async def produce() -> Any:
             buffer, end, emitted = "", None, 0

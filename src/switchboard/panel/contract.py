@@ -38,7 +38,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -167,12 +167,15 @@ class ScenarioRegistration(_Model):
 
 class RegisterScenariosRequest(_Model):
     company: Company
-    scenarios: list[ScenarioRegistration] = Field(max_length=1000)
+    # Older dialers send plain names (["salehi_language", ...]): documented as such in the spec, and
+    # read as registrations before validation, so every item is a `ScenarioRegistration` after it.
+    scenarios: list[ScenarioRegistration | Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        max_length=1000)
 
     @field_validator("scenarios", mode="before")
     @classmethod
     def _plain_names(cls, v: Any) -> Any:
-        if isinstance(v, list):  # older dialers: ["salehi_language", ...]
+        if isinstance(v, list):
             return [{"name": item} if isinstance(item, str) else item for item in v]
         return v
 

@@ -69,13 +69,15 @@ def create_panel_app(
 
     for router in console_api.ROUTERS:
         app.include_router(router)
+    # Body limits, 422 shapes, documented errors. The spec is built lazily (every route is in by the
+    # first request); installed before the console, whose HTML error pages defer to these for the API.
+    limits.install(app)
     if console:
         if node is None:
             raise ValueError("the console needs the node (registry, brain, live board)")
         from switchboard.web.console import mount_console
 
         mount_console(app, store=store, settings=settings, accounts=accounts, node=node, local=local, llm=llm)
-    limits.install(app)  # body limits, 422 shapes, documented errors (after every route)
     app.add_middleware(AuditMiddleware, write=accounts.audit)
     app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -67,17 +67,22 @@ def mount_console(app: FastAPI, *, store: Store, settings: Settings, accounts: A
     async def to_login(request: Request, exc: LoginRequired) -> Response:
         return RedirectResponse(exc.location, status_code=303)
 
+    # Pages get HTML error pages; the API keeps the handlers installed before (panel/limits.py: the
+    # documented error shapes), or FastAPI's own.
+    api_http_error = app.exception_handlers.get(StarletteHTTPException, http_exception_handler)
+    api_invalid = app.exception_handlers.get(RequestValidationError, request_validation_exception_handler)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if not wants_html(request):
-            return await http_exception_handler(request, exc)
+            return await api_http_error(request, exc)  # type: ignore[arg-type]
         return render(console.templates, request, "error.html", status_code=exc.status_code,
                       status=exc.status_code, detail=exc.detail)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         if not wants_html(request):
-            return await request_validation_exception_handler(request, exc)
+            return await api_invalid(request, exc)  # type: ignore[arg-type]
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}"
                              for e in exc.errors())
         return render(console.templates, request, "error.html", status_code=422, status=422, detail=problems)

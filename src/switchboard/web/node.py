@@ -73,7 +73,7 @@ class NodeLink:
         if dialer is None:
             from switchboard.dialer.loop import CallRefused
 
-            raise CallRefused("the campaign has finished: no dialer runs now", 503)
+            raise CallRefused("the campaign has finished: no dialer runs now", 409)
         wait = float(options.get("wait", 10.0))
         return await self.call(lambda: dialer.call_now(phone, **options), timeout=wait + 30.0)
 

@@ -4,11 +4,12 @@ results by scenario."""
 
 from __future__ import annotations
 
-from datetime import datetime
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
+from switchboard.panel.bounded import IsoDatetime
 from switchboard.panel.deps import Authed, PageParams, PanelContext, ctx, page_params
+from switchboard.panel.limits import ErrorOut
 from switchboard.panel.schemas import (
     CallDetailOut,
     CallNowIn,
@@ -57,7 +58,7 @@ async def _place(c: PanelContext, phone: str, *, scenario: str | None, persona: 
                  fields: dict[str, object]) -> CallPlacedOut:
     dialer = c.dialer
     if dialer is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+        raise HTTPException(status.HTTP_409_CONFLICT,
                             "no dialer runs in this process (start `switchboard run`, not `switchboard panel`)")
     from switchboard.dialer.loop import CallRefused
 
@@ -71,7 +72,15 @@ async def _place(c: PanelContext, phone: str, *, scenario: str | None, persona: 
                          url=f"/api/v1/calls/{placed.call_id}")
 
 
-@router.post("/api/v1/calls", response_model=CallPlacedOut, status_code=status.HTTP_202_ACCEPTED)
+_PLACE_ERRORS: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorOut, "description": "Unknown scenario or persona"},
+    409: {"model": ErrorOut, "description": "Not callable now: do-not-call, calling hours, caps, no dialer running"},
+    503: {"model": ErrorOut, "description": "Dialing paused or no line free in time; retry after Retry-After"},
+}
+
+
+@router.post("/api/v1/calls", response_model=CallPlacedOut, status_code=status.HTTP_202_ACCEPTED,
+             responses=_PLACE_ERRORS)
 async def call_now(body: CallNowIn, c: PanelContext = Depends(ctx)) -> CallPlacedOut:
     """Call this number now, on whichever backend is configured, through the dialer's line limits
     and compliance (do-not-call, calling hours, daily caps). 202 with the call id to follow;
@@ -83,7 +92,8 @@ async def call_now(body: CallNowIn, c: PanelContext = Depends(ctx)) -> CallPlace
                         fields=dict(body.fields))
 
 
-@router.post("/api/v1/agent/sales/start_call", response_model=CallPlacedOut, status_code=status.HTTP_202_ACCEPTED)
+@router.post("/api/v1/agent/sales/start_call", response_model=CallPlacedOut, status_code=status.HTTP_202_ACCEPTED,
+             responses=_PLACE_ERRORS)
 async def sales_start_call(body: SalesStartCallIn, c: PanelContext = Depends(ctx)) -> CallPlacedOut:
     """The sales AI agent calls a lead now (same as POST /api/v1/calls with persona `sales`)."""
     return await _place(c, body.lead_phone, scenario=None, persona="sales", name=body.lead_name,
@@ -107,7 +117,7 @@ async def result_catalog(c: PanelContext = Depends(ctx)) -> list[ResultOut]:
 
 
 @router.get("/api/v1/reports/results", response_model=ResultsReportOut)
-async def results_report(since: datetime | None = None, until: datetime | None = None,
+async def results_report(since: IsoDatetime | None = None, until: IsoDatetime | None = None,
                          c: PanelContext = Depends(ctx)) -> ResultsReportOut:
     """Calls by scenario and result, with contact and success rates from the results' declarations."""
     rows = await c.store.calls.count_by_result(company=c.settings.company, since=since, until=until)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from switchboard import clock
 from switchboard.panel.deps import Authed, PageParams, PanelContext, ctx, page_params
+from switchboard.panel.limits import ErrorOut
 from switchboard.panel.schemas import CallbackIn, CallbackOut, PageOut, TicketOut, TicketPatch
 from switchboard.phones import try_normalize
 from switchboard.store import NewCallback
@@ -60,7 +61,8 @@ async def get_callback(callback_id: int, c: PanelContext = Depends(ctx)) -> Call
     return CallbackOut.model_validate(row)
 
 
-@router.delete("/callbacks/{callback_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/callbacks/{callback_id}", status_code=status.HTTP_204_NO_CONTENT, responses={
+    409: {"model": ErrorOut, "description": "No scheduled call back with that id: done, dialing or cancelled"}})
 async def cancel_callback(callback_id: int, c: PanelContext = Depends(ctx)) -> None:
     if not await c.store.callbacks.cancel(callback_id, company=c.settings.company):
         raise HTTPException(status.HTTP_409_CONFLICT, "no scheduled call back with that id (done, dialing or "

@@ -179,6 +179,9 @@ class TwilioCall:
         `<Dial>` plays ringback to the caller while the operator's phone rings and cannot play our
         audio, so the hold prompt is played on the stream first."""
         self.hangup_signal.check()
+        # The stream must be ours before <Dial> replaces it: a stream still connecting when the
+        # update goes out would be stopped by Twilio unretired, and read as the caller hanging up.
+        await self._audio()
         if hold_prompt:
             await self.play(hold_prompt)
         loop = asyncio.get_running_loop()
