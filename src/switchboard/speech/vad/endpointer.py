@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-TAIL = 0.1  # seconds of trailing quiet an utterance keeps (a natural ending, not a clipped one)
-
 from switchboard.speech.base import VADEvent
 from switchboard.speech.audio import Audio
+
+TAIL = 0.1  # seconds of trailing quiet an utterance keeps (a natural ending, not a clipped one)
 
 
 @dataclass(slots=True)
