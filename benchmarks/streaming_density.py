@@ -11,7 +11,9 @@ baseline, through its own paced loop).
 
 Three processes per point, so each one's CPU is its own: the server under test, the callers (a lean
 load generator: precomputed WebSocket frames / RTP packets written on one shared 5 ms tick) and
-this script, which measures the server from /proc.
+this script, which measures the server from /proc. Both servers run on the event loop `switchboard
+run` serves calls on (`app.run_server_loop`: uvloop when installed). `--verbose` adds where the
+server's CPU went per thread, the shared VAD's runs and the collector's pauses.
 
 * **switchboard**: the real stack — uvicorn + Starlette `WebSocket` (as the panel serves
   `/twilio/media`), `TwilioMediaPort` (or `AriMediaPort` over `RtpEndpoint`), `VoiceSession`, the
@@ -37,6 +39,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -137,6 +140,16 @@ async def serve(kind: str, transport: str, port: int, end_silence: float, reply_
     from switchboard.speech.vad.endpointer import EndpointSettings
 
     reply = read_wav(reply_wav)
+    gc_pauses: list[float] = []  # the collector's pauses of the loop (seconds), for --verbose
+    gc_t0 = [0.0]
+
+    def gc_watch(phase: str, info: dict) -> None:
+        if phase == "start":
+            gc_t0[0] = time.perf_counter()
+        else:
+            gc_pauses.append(time.perf_counter() - gc_t0[0])
+
+    gc.callbacks.append(gc_watch)
     endpoint = EndpointSettings(min_speech=0.15, end_silence=end_silence)
     probe = LagProbe()
     rtp_calls: list[object] = []
@@ -273,9 +286,11 @@ async def serve(kind: str, transport: str, port: int, end_silence: float, reply_
 
     async def stats(request: Request) -> JSONResponse:
         lag = probe.p99()
+        gcs = {"count": len(gc_pauses), "max_ms": round(max(gc_pauses, default=0.0) * 1000, 1)}
         if request.query_params.get("reset"):
             probe.samples.clear()
-        return JSONResponse({"lag_p99": lag, "vad": vad_stats()})
+            gc_pauses.clear()
+        return JSONResponse({"lag_p99": lag, "vad": vad_stats(), "gc": gcs})
 
     async def rtp_open(request: Request) -> JSONResponse:
         return JSONResponse({"ports": await open_rtp(int(request.query_params["n"]))})
@@ -503,6 +518,18 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = "loop" if task.name == str(pid) else (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
 def proc_rss(pid: int) -> int:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
 
@@ -535,9 +562,9 @@ def measure(kind: str, transport: str, n: int, seconds: float, end_silence: floa
         if load.stdout.readline().strip() != "steady":  # type: ignore[union-attr]
             raise RuntimeError("the callers did not start")
         httpx.get(f"http://127.0.0.1:{port}/stats", params={"reset": 1}, timeout=120)
-        cpu0, t0 = proc_cpu(server.pid), time.monotonic()
+        cpu0, t0, th0, l0 = proc_cpu(server.pid), time.monotonic(), thread_cpu(server.pid), proc_cpu(load.pid)
         time.sleep(max(1.0, seconds - WARMUP - 1.0))
-        cpu1, t1 = proc_cpu(server.pid), time.monotonic()
+        cpu1, t1, th1, l1 = proc_cpu(server.pid), time.monotonic(), thread_cpu(server.pid), proc_cpu(load.pid)
         rss1 = proc_rss(server.pid)
         stats = httpx.get(f"http://127.0.0.1:{port}/stats", timeout=120).json()  # a saturated loop answers late
         out, _ = load.communicate(timeout=seconds + 120)
@@ -549,6 +576,8 @@ def measure(kind: str, transport: str, n: int, seconds: float, end_silence: floa
         except subprocess.TimeoutExpired:
             server.kill()
     cpu_per_call = (cpu1 - cpu0) / (t1 - t0) / n * 100
+    threads = {k: round((th1.get(k, 0) - v) / (t1 - t0) * 100, 1) for k, v in th0.items()}
+    callers_cpu = (l1 - l0) / (t1 - t0) * 100
     late = [x for x in result["lateness"] if x > 0]
     p99_eos = percentile(result["latencies"], 0.99)
     ok = not late and result["missing"] == 0 and p99_eos <= MAX_EOS_TO_REPLY
@@ -556,7 +585,8 @@ def measure(kind: str, transport: str, n: int, seconds: float, end_silence: floa
             "late_p99": percentile(result["lateness"], 0.99), "late": len(late), "frames": len(result["lateness"]),
             "eos_p50": percentile(result["latencies"], 0.5), "eos_p99": p99_eos,
             "rss_per_call": (rss1 - rss0) / n / 2 ** 20, "missing": result["missing"],
-            "expected": result["expected"], "ok": ok, "vad": stats.get("vad", {})}
+            "expected": result["expected"], "ok": ok, "vad": stats.get("vad", {}), "gc": stats.get("gc"),
+            "threads": threads, "callers_cpu": callers_cpu}
 
 
 def show(r: dict) -> str:
@@ -565,6 +595,18 @@ def show(r: dict) -> str:
             f"end of speech->reply p50 {r['eos_p50'] * 1000:4.0f} ms p99 {r['eos_p99'] * 1000:4.0f} ms  "
             f"RSS/added call {r['rss_per_call']:5.2f} MB  replies missing {r['missing']}/{r['expected']}  "
             f"{'ok' if r['ok'] else 'SATURATED'}")
+
+
+def detail(r: dict) -> str:
+    """Where the server's CPU went (% of one core per thread), the callers' own CPU, the shared
+    VAD's work and the collector's pauses: what to look at when a point saturates."""
+    threads = ", ".join(f"{name} {pct:.1f}%" for name, pct in sorted(r["threads"].items(), key=lambda kv: -kv[1]) if pct)
+    vad = r["vad"]
+    shared = (f"; VAD runs {vad['runs']}, windows {vad['windows']}, max batch {vad['max_batch']}, "
+              f"{vad['busy_seconds'] / max(1, vad['runs']) * 1000:.1f} ms wall per run") if vad else ""
+    gc_ = r["gc"] or {}
+    return (f"{'':<11} threads: {threads}; callers {r['callers_cpu']:.1f}%{shared}; "
+            f"gc pauses {gc_.get('count', 0)}, max {gc_.get('max_ms', 0)} ms")
 
 
 def ratio(sb: dict, base: dict) -> str:
@@ -583,6 +625,7 @@ def main() -> None:
     parser.add_argument("--transport", choices=("twilio", "rtp"), default="twilio")
     parser.add_argument("--end-silence", type=float, default=0.15, help="VAD end of speech (seconds of silence)")
     parser.add_argument("--only", choices=("switchboard", "baseline"), help="measure one side only")
+    parser.add_argument("--verbose", action="store_true", help="also print CPU per thread, the VAD's work, gc pauses")
     parser.add_argument("--serve", choices=("switchboard", "baseline"), help=argparse.SUPPRESS)
     parser.add_argument("--load", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -604,7 +647,10 @@ def main() -> None:
             os._exit(0)
 
         signal.signal(signal.SIGINT, stop)
-        asyncio.run(serve(args.serve, args.transport, args.port, args.end_silence, args.reply))
+        from switchboard.app import run_server_loop
+
+        # the loop `switchboard run` serves calls on (uvloop when installed), for both sides
+        run_server_loop(serve(args.serve, args.transport, args.port, args.end_silence, args.reply))
         return
     if args.load:
         result = asyncio.run(run_callers(args.load, args.seconds, args.transport, args.port, args.speech))
@@ -630,6 +676,8 @@ def main() -> None:
                 r = measure(kind, args.transport, n, args.seconds, args.end_silence, speech, reply)
                 results[kind] = r
                 print(show(r), flush=True)
+                if args.verbose:
+                    print(detail(r), flush=True)
                 if r["ok"]:
                     best[kind] = max(best[kind], n)
                     saturated[kind] = 0

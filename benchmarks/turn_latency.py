@@ -57,9 +57,10 @@ def build(tmp: Path, tts: str, end_silence: float):  # type: ignore[no-untyped-d
                         vad_end_silence=end_silence, tts_cache_dir=tmp / "tts", recordings_dir=tmp / "rec",
                         speech_enhance=False, models_dir=ROOT / ".cache" / "models")
     speech = build_speech(settings)
-    service = ConversationService(PersonaRegistry.load_dir(ROOT / "personas"), transcriber=speech,
+    voice = build_voice(settings, speech, early=True)  # as `switchboard run` does (VOICE_EARLY_STT_MS)
+    service = ConversationService(PersonaRegistry.load_dir(ROOT / "personas"), transcriber=voice.early or speech,
                                   listen=ListenConfig(max_duration=10, max_silence=10))
-    return settings, speech, build_voice(settings, speech), service
+    return settings, speech, voice, service
 
 
 async def caller_speech() -> list[bytes]:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from switchboard.telephony.backend import TelephonyBackend
     from switchboard.brain.services import Brain
     from switchboard.speech.service import SpeechService
+    from switchboard.voice.early import EarlyTranscripts
     from switchboard.voice.runtime import VoiceRuntime
     from switchboard.telephony.webrtc.backend import WebRTCBackend
     from fastapi import APIRouter
@@ -82,29 +83,34 @@ def build_speech(settings: Settings) -> "SpeechService":
 
 
 def build_engine(settings: Settings, *, speech: "SpeechService | None" = None,
-                 brain: "Brain | None" = None, followups: "FollowUps | None" = None) -> FlowEngine:
-    """The engine with its services: STT (when audio is on), the intent classifier and the AI
-    personas (LLM when configured, fallback tokens and scripted personas otherwise); call backs and
-    tickets go to `followups` (stored and dialed) when given, else stay in memory."""
+                 brain: "Brain | None" = None, followups: "FollowUps | None" = None,
+                 transcriber: "EarlyTranscripts | None" = None) -> FlowEngine:
+    """The engine with its services: STT (when audio is on; through `transcriber`, the voice layer's
+    early transcripts, when given), the intent classifier and the AI personas (LLM when configured,
+    fallback tokens and scripted personas otherwise); call backs and tickets go to `followups`
+    (stored and dialed) when given, else stay in memory."""
     from switchboard.brain.services import build_brain
     from switchboard.engine.callbacks import MemoryCallbacks
 
-    brain = brain or build_brain(settings, transcriber=speech,
+    stt = transcriber or speech
+    brain = brain or build_brain(settings, transcriber=stt,
                                  create_ticket=followups.create_ticket if followups else None,
                                  schedule_callback=followups.schedule_callback if followups else None)
     services = EngineServices(operators=build_operator_pool(settings), operator_timeout=settings.operator_timeout,
                               operator_caller_id=settings.operator_caller_id,
-                              max_steps=settings.max_steps_per_call, transcriber=speech,
+                              max_steps=settings.max_steps_per_call, transcriber=stt,
                               intents=brain.intents, extras={**brain.engine_extras(), "brain": brain},
                               default_language=settings.stt_language or None,
                               callbacks=followups or MemoryCallbacks())
     return FlowEngine(services)
 
 
-def build_voice(settings: Settings, speech: "SpeechService") -> "VoiceRuntime":
+def build_voice(settings: Settings, speech: "SpeechService", *, early: bool = False) -> "VoiceRuntime":
     """The voice layer every streamed call of this process shares: one VAD model (batched), one
-    pacer, the built prompt files, the TTS stream, the recordings writer."""
+    pacer, the built prompt files, the TTS stream, the recordings writer; with `early`, the early
+    transcripts (VOICE_EARLY_STT_MS), which the engine must then transcribe through (`build_node`)."""
     from switchboard.speech.registry import build_vad_provider
+    from switchboard.voice.early import EarlyTranscripts
     from switchboard.voice.pacing import Pacer
     from switchboard.voice.prompts import PromptLibrary
     from switchboard.voice.recordings import RecordingKeeper
@@ -115,7 +121,9 @@ def build_voice(settings: Settings, speech: "SpeechService") -> "VoiceRuntime":
 
     return VoiceRuntime(vad=build_vad_provider(settings), pacer=Pacer(lead=settings.voice_jitter_ms / 1000.0),
                         prompts=PromptLibrary(settings.prompts_wav_dir), speech=stream_speech,
-                        recordings=RecordingKeeper(settings.recordings_dir))
+                        recordings=RecordingKeeper(settings.recordings_dir),
+                        early=EarlyTranscripts(speech, after=settings.voice_early_stt_ms / 1000.0)
+                        if early and settings.voice_early_stt_ms > 0 else None)
 
 
 def build_network(settings: Settings, *, speech: "SpeechService | None" = None,
@@ -323,7 +331,8 @@ async def build_node(settings: Settings, *, speech: "SpeechService | None" = Non
     store = await open_store(settings)
     registry = ScenarioRegistry(settings.scenarios_dir)
     catalog = ResultCatalog(registry.all(), default_retry=settings.retry_delay_seconds)
-    engine = build_engine(settings, speech=speech, followups=FollowUps(store, settings))
+    engine = build_engine(settings, speech=speech, followups=FollowUps(store, settings),
+                          transcriber=voice.early if voice is not None else None)
     # Each process leases contacts (and call backs) under its own name, so several dialers on one
     # PostgreSQL never take each other's.
     owner = f"{socket.gethostname()}-{os.getpid()}"
@@ -515,8 +524,8 @@ def run_main(settings: Settings, console: Console, *, contacts: int | None = Non
 
     simulated = backend_spec(settings.telephony_backend).simulated
     virtual = not wall_clock and settings.sim_virtual_clock and simulated
-    if not simulated:
-        return asyncio.run(serve(settings, console))
+    if not simulated:  # uvloop: every streamed call's 50 frames a second each way go through the loop
+        return run_server_loop(serve(settings, console))
     coro = demo_campaign(settings, console, contacts=count, audio=use_audio, virtual_clock=virtual,
                          serve_console=serve_console)
     if not virtual:
@@ -572,7 +581,7 @@ async def serve(settings: Settings, console: Console) -> int:
             return 1
     speech = build_speech(settings)
     await speech.warm_up()
-    voice = build_voice(settings, speech)
+    voice = build_voice(settings, speech, early=True)
     await voice.warm_up()
     node = await build_node(settings, speech=speech, voice=voice)
     webrtc = browser_backend(settings, node, speech=speech, voice=voice)
@@ -683,7 +692,7 @@ async def _call_in_process(settings: Settings, console: Console, number: str, *,
     if settings.telephony_backend != "sim":
         speech = build_speech(settings)
         await speech.warm_up()
-        voice = build_voice(settings, speech)
+        voice = build_voice(settings, speech, early=True)
         await voice.warm_up()
     elif not settings.outbound_numbers:
         settings = settings.model_copy(update={"outbound_numbers": DEMO_LINES})
@@ -731,8 +740,9 @@ async def import_contacts_file(settings: Settings, path: Path, campaign: str | N
 
 
 def run_server_loop(coro):  # type: ignore[no-untyped-def]
-    """Run a server coroutine on uvloop when it is installed (a faster event loop for HTTP-only
-    processes such as `switchboard panel`), else on asyncio's own loop."""
+    """Run a server coroutine on uvloop when it is installed (a faster event loop: `switchboard
+    panel`'s HTTP, and the frames of every streamed call in `switchboard run`), else on asyncio's
+    own loop."""
     try:
         import uvloop
     except ImportError:

@@ -153,6 +153,7 @@ class Settings(BaseSettings):
     # --- streamed voice (Twilio, WebRTC, ARI externalMedia, the simulator's audio mode) -----------
     vad_batch_ms: float = 32.0  # the shared Silero evaluates every call's windows in one batch this often
     voice_jitter_ms: float = 20.0  # agent audio goes out at most this far ahead of its playout time
+    voice_early_stt_ms: float = Field(100.0, ge=0, le=5000)  # quiet inside an utterance before its STT starts (0: off)
     stt_provider_en: str = ""  # STT for English callers (e.g. moonshine); empty = STT_PROVIDER
     stt_provider_fa: str = ""  # STT for Persian callers; empty = STT_PROVIDER
     stt_provider_ar: str = ""  # STT for Arabic callers; empty = STT_PROVIDER

@@ -59,7 +59,7 @@ class TTS(Protocol):
 
 @dataclass(slots=True)
 class VADEvent:
-    kind: str  # "start" | "end"
+    kind: str  # "start" | "end" | "pause" (quiet inside an utterance, only when asked for)
     at: float  # seconds from the start of the stream
     audio: Audio | None = None  # the utterance, on "end"
 
@@ -87,6 +87,11 @@ class VadStream(Protocol):
     sample_rate: int
 
     def set_listener(self, listener: "Callable[[list[VADEvent]], None]") -> None: ...
+
+    def report_pauses(self, after: float | None) -> None:
+        """Also send a "pause" event (with the utterance's audio so far) once the caller has been
+        quiet for `after` seconds inside an utterance; None: no pause events (the default)."""
+        ...
 
     def push(self, pcm: bytes) -> None:
         """Append PCM16 samples at `sample_rate` (any length); never blocks."""

@@ -72,6 +72,8 @@ class StreamingCall:
         self.voice = voice
         self.recording_paths: list[str] = []
         self._seq = itertools.count(1)
+        if session.transcript_hints.language is None:
+            session.transcript_hints.language = language  # until the consumer asks otherwise
 
     @property
     def hung_up(self) -> bool:

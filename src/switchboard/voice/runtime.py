@@ -1,8 +1,10 @@
 """`VoiceRuntime`: what every streamed call of one process shares, built once by `app.py`.
 
 One VAD provider (the batched Silero: one model for all calls), one pacer (one 20 ms tick for all
-calls), the prompt files, the TTS stream and the recordings writer. A backend holds the runtime and
-asks it for a `VoiceSession` or a whole `StreamingCall` per call; nothing heavy is per call.
+calls), the prompt files, the TTS stream, the recordings writer and, when the composition root
+hands the same object to the consumers of transcripts, the early transcripts (`voice.early`). A
+backend holds the runtime and asks it for a `VoiceSession` or a whole `StreamingCall` per call;
+nothing heavy is per call.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from switchboard.speech.base import VadProvider
 from switchboard.telephony.call import Direction
 from switchboard.voice.call import CallControl, StreamingCall
+from switchboard.voice.early import EarlyTranscripts
 from switchboard.voice.pacing import Pacer
 from switchboard.voice.port import AudioPort
 from switchboard.voice.prompts import PromptSource, StreamSpeech
@@ -26,11 +29,12 @@ class VoiceRuntime:
     prompts: PromptSource | None = None
     speech: StreamSpeech | None = None
     recordings: RecordingKeeper | None = None
+    early: EarlyTranscripts | None = None  # only when the engine and personas transcribe through it
 
     def session(self, port: AudioPort, *, prompts: PromptSource | None = None) -> VoiceSession:
         """Turn-taking for one call on `port` (`prompts` overrides the shared prompt source)."""
         return VoiceSession(port, vad=self.vad.open(port.sample_rate), pacer=self.pacer,
-                            prompts=prompts or self.prompts, speech=self.speech)
+                            prompts=prompts or self.prompts, speech=self.speech, early=self.early)
 
     def call(self, port: AudioPort, control: CallControl, *, call_id: str, direction: Direction,
              remote_number: str, line_number: str | None, language: str | None = None,

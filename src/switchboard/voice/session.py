@@ -17,6 +17,8 @@ The session is the port's `AudioSink`. Every caller frame goes once into the cal
 * **barge-in**: when the VAD hears the caller start over interruptible audio, the rest is dropped
   at once (no frame goes out after the decision, and the port's `clear()` drops what the far end
   still buffers) and the utterance — with the words that started it — is the next listen's.
+* **early transcripts** (with `early`): a pause inside an utterance starts its transcription, and
+  the end adopts it when the audio is the same (`voice.early`), so STT overlaps the end-of-speech wait.
 
 Nothing here runs per frame but `on_frame` itself: no task, timer, queue or thread hop.
 """
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from switchboard.speech.audio import Audio, resample
 from switchboard.speech.base import VADEvent, VadStream
 from switchboard.telephony.call import CallerHangup, CallEvent, CallFailed, HangupSignal, PlaybackResult
+from switchboard.voice.early import EarlyJob, EarlyTranscripts, TranscriptHints
 from switchboard.voice.pacing import Pacer
 from switchboard.voice.port import FRAME_SECONDS, AudioPort
 from switchboard.voice.prompts import PromptSource, StreamSpeech, text_prompt
@@ -56,7 +59,8 @@ class VoiceSession:
     """One call's turn-taking on one port (see the module docstring)."""
 
     def __init__(self, port: AudioPort, *, vad: VadStream, pacer: Pacer, prompts: PromptSource | None = None,
-                 speech: StreamSpeech | None = None, watchdog_slack: float = 0.5) -> None:
+                 speech: StreamSpeech | None = None, early: EarlyTranscripts | None = None,
+                 watchdog_slack: float = 0.5) -> None:
         if vad.sample_rate != port.sample_rate:
             raise ValueError(f"VAD at {vad.sample_rate} Hz on a {port.sample_rate} Hz port")
         self.port = port
@@ -80,7 +84,13 @@ class VoiceSession:
         self._closed = False
         self._port_closing: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
+        self.early = early
+        self.transcript_hints = TranscriptHints()  # what this call's utterances are transcribed with
+        self._early_job: EarlyJob | None = None
+        self._handed: deque[Audio] = deque(maxlen=UTTERANCES_KEPT + 1)  # adopted, maybe not yet transcribed
         vad.set_listener(self._on_vad)
+        if early is not None:
+            vad.report_pauses(early.after)
         port.attach(self)
 
     # --- AudioSink: what the port reports ------------------------------------------------------------
@@ -120,6 +130,7 @@ class VoiceSession:
         if self._playout is not None:
             self._playout.halt()
         self.vad.close()
+        self._settle_early(None)
         if not self._closed:
             self._closed = True
             self._port_closing = self._loop.create_task(self.port.close())
@@ -141,11 +152,36 @@ class VoiceSession:
             elif event.kind == "end":
                 self.caller_speaking = False
                 heard = Heard(event.audio or Audio(b"", self.rate), ended_at=self._loop.time())
+                self._settle_early(heard.audio)
                 listen = self._listen
                 if listen is not None and not listen.done.done():
                     listen.finish(heard.audio)
                 else:
                     self._utterances.append(heard)
+            elif event.kind == "pause" and self.early is not None and event.audio is not None:
+                if self._early_job is not None:  # the caller spoke on after the last pause
+                    self.early.drop(self._early_job)
+                self._early_job = self.early.start(event.audio, self.transcript_hints)
+
+    def _settle_early(self, audio: Audio | None) -> None:
+        """The utterance ended with `audio` (None: the call is over): adopt the early job when it
+        transcribed exactly that, else drop it."""
+        job, self._early_job = self._early_job, None
+        early = self.early
+        if early is None:
+            return
+        if audio is None:
+            while self._handed:
+                early.forget(self._handed.popleft())
+        if job is None:
+            return
+        if audio is not None and audio.pcm == job.audio.pcm:
+            if len(self._handed) == self._handed.maxlen:
+                early.forget(self._handed[0])  # older than anything a listen can still return
+            self._handed.append(audio)
+            early.adopt(job, audio)
+        else:
+            early.drop(job)
 
     # --- listen -----------------------------------------------------------------------------------
 
@@ -355,6 +391,7 @@ class _Listen:
                 if event.kind == "end" and event.audio is not None:
                     audio = event.audio
             self.session.caller_speaking = False
+            self.session._settle_early(audio)
         self.finish(audio)
 
     def _silent_stream(self) -> None:

@@ -38,6 +38,10 @@ class InlineVadStream:
     def set_listener(self, listener: Callable[[list[VADEvent]], None]) -> None:
         self._listener = listener
 
+    def report_pauses(self, after: float | None) -> None:
+        """Also report "pause" events after `after` seconds of quiet inside an utterance."""
+        self.vad.endpointer.pause_after = after
+
     def push(self, pcm: bytes) -> None:
         events = self.vad.process(pcm)
         if events:
