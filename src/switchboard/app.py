@@ -609,6 +609,7 @@ async def serve(settings: Settings, console: Console) -> int:
         app.include_router(spec.routes(node.dialer.backend))
     if webrtc is not None:
         app.include_router(browser_calls_router(settings, webrtc, node))
+        app.state.browser_calls = True  # the console's navigation offers /call
     server = uvicorn.Server(uvicorn.Config(app, host=settings.panel_host, port=settings.panel_port,
                                            log_level="warning", lifespan="off", timeout_graceful_shutdown=2))
     stop = asyncio.Event()

@@ -27,6 +27,7 @@ async def open_call_page(browser, base_url: str, query: str = "", login: str | N
         await page.goto(login)
         await page.click("#use-link")
         await page.wait_for_url("**/account**")
+        assert await page.locator("nav a[href='/call']").count() == 1  # the console offers browser calls
     await page.goto(f"{base_url}/call{query}")
     await page.wait_for_function("() => !document.getElementById('call').disabled", timeout=15000)
     return page
