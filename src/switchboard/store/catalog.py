@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from switchboard.store.base import Page, Repository, utcnow
 from switchboard.store.models import Batch, Campaign, Operator, OutboundLine, ScenarioRegistration
@@ -199,7 +200,18 @@ class OperatorsRepo(Repository):
 
 class ScenariosRepo(Repository):
     async def register(self, scenarios: Sequence[tuple[str, str | None]], *, company: str = "default") -> int:
-        """Upsert (name, display_name) pairs; returns how many were new."""
+        """Upsert (name, display_name) pairs; returns how many were new. Dialers starting together
+        register the same names at once: the one that loses the insert race tries again and finds
+        the other's rows (a unique-key violation is not a failed start)."""
+        for attempt in range(3):
+            try:
+                return await self._register(scenarios, company)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _register(self, scenarios: Sequence[tuple[str, str | None]], company: str) -> int:
         new = 0
         async with self.sessions.begin() as s:
             for name, display in scenarios:
