@@ -57,6 +57,12 @@ async def fuzz_panel(tmp_path: Path, database_url: str = "", max_examples: int =
         assert "Traceback" not in log.decode(errors="replace"), log.decode(errors="replace")[-5000:]
 
 
+def assert_covered(text: str) -> None:
+    """The run passed (fuzz_panel checks) and reached every operation of the spec, not a handful."""
+    found = re.search(r"Operations:\s+(\d+) selected / (\d+) total", text)
+    assert found and int(found.group(1)) == int(found.group(2)) >= 50, text[-3000:]
+
+
 def _summary(text: str) -> str:
     generated = re.search(r"(\d+) generated", text)
     operations = re.search(r"Tested: (\d+)", text)
@@ -65,6 +71,7 @@ def _summary(text: str) -> str:
 
 async def test_schemathesis_finds_no_server_error_and_no_spec_violation_on_sqlite(tmp_path: Path) -> None:
     text = await fuzz_panel(tmp_path, max_examples=examples(40))
+    assert_covered(text)
     print(f"schemathesis (SQLite): {_summary(text)}, 0 failures")
 
 
@@ -82,6 +89,7 @@ async def test_schemathesis_finds_no_server_error_and_no_spec_violation_on_postg
         await conn.execute(f'CREATE DATABASE "{name}"')
         try:
             text = await fuzz_panel(tmp_path, base.rsplit("/", 1)[0] + f"/{name}", max_examples=examples(20))
+            assert_covered(text)
         finally:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:

@@ -106,14 +106,15 @@ def rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     r.close()
 
 
-async def check_import(rig: Rig, path: Path) -> None:
+async def check_import(rig: Rig, path: Path) -> str:
+    """Import `path`; returns what happened ("refused: <reason>", or "imported N of M rows")."""
     campaign = uuid.uuid4().hex
     try:
         report = await import_contacts(rig.store, path, rig.settings, progress=False, campaign=campaign)
     except ImportFileError as exc:
         assert str(exc)
         event("file refused: " + re.sub(r"[0-9a-f]{32}|\d+", "N", str(exc))[:50])
-        return
+        return f"refused: {exc}"
     event("imported" if report.imported else "every row rejected" if report.errors else "no rows")
     assert report.imported + report.rejected == report.total_rows, report
     for err in report.errors:
@@ -129,6 +130,10 @@ async def check_import(rig: Rig, path: Path) -> None:
         for kind in ("csv", "xlsx"):
             export = await api.get(f"/api/v1/export/contacts.{kind}", params={"campaign_id": row.id})
             assert export.status_code == 200, export.text[:500]
+    return f"imported {report.imported} of {report.total_rows} rows"
+
+
+OUTCOME = re.compile(r"refused: \S.*|imported \d+ of \d+ rows", re.S)  # refused with a reason, or accounted
 
 
 @fuzz(120)
@@ -138,7 +143,8 @@ def test_generated_csv_imports_or_is_refused_with_reasons(rig: Rig, rows: list[l
                                                           quoting: int) -> None:
     path = rig.tmp / f"{uuid.uuid4().hex}.csv"
     path.write_bytes(write_csv(rows, delimiter, quoting))
-    rig.run(check_import(rig, path))
+    outcome = rig.run(check_import(rig, path))
+    assert OUTCOME.fullmatch(outcome), outcome
 
 
 @fuzz(60)
@@ -146,7 +152,8 @@ def test_generated_csv_imports_or_is_refused_with_reasons(rig: Rig, rows: list[l
 def test_generated_xlsx_imports_or_is_refused_with_reasons(rig: Rig, rows: list[list[Any]]) -> None:
     path = rig.tmp / f"{uuid.uuid4().hex}.xlsx"
     write_xlsx(rows, path)
-    rig.run(check_import(rig, path))
+    outcome = rig.run(check_import(rig, path))
+    assert OUTCOME.fullmatch(outcome), outcome
 
 
 SEED_CSV = "phone,name,city,timezone\n09121234567,Sara,Tehran,Asia/Tehran\n09121234568,Ali,Shiraz,+0330\n".encode()
@@ -163,7 +170,8 @@ def test_byte_mutated_csv_imports_or_is_refused_with_reasons(rig: Rig, edits: li
         data[at:at + len(chunk) // 2] = chunk
     path = rig.tmp / f"{uuid.uuid4().hex}.csv"
     path.write_bytes(bytes(data))
-    rig.run(check_import(rig, path))
+    outcome = rig.run(check_import(rig, path))
+    assert OUTCOME.fullmatch(outcome), outcome
 
 
 @pytest.mark.parametrize("name, content, words", [

@@ -77,7 +77,9 @@ def run_call(result: FileResult) -> None:
 @fuzz(300)
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=400))
 def test_any_text_gives_a_report(text: str) -> None:
-    check_report(text, parse_scenario_text(text, "fuzz.yaml"))
+    result = parse_scenario_text(text, "fuzz.yaml")
+    check_report(text, result)
+    assert (result.scenario is None) == bool(result.errors), result.errors  # a scenario, or why not
 
 
 @st.composite
@@ -113,6 +115,7 @@ def mutated(draw: st.DrawFn) -> str:
 def test_mutated_scenarios_give_a_report_and_run_when_valid(text: str) -> None:
     result = parse_scenario_text(text, "fuzz.yaml")
     check_report(text, result)
+    assert (result.scenario is None) == bool(result.errors), result.errors  # a scenario, or why not
     if result.scenario is not None:
         run_call(result)
 
@@ -200,6 +203,7 @@ VALID = {"scenarios": 0, "calls": 0}
 def test_generated_flows_give_a_report_and_run_when_valid(text: str) -> None:
     result = parse_scenario_text(text, "fuzz.yaml")
     check_report(text, result)
+    assert (result.scenario is None) == bool(result.errors), result.errors  # a scenario, or why not
     if result.scenario is not None:
         VALID["scenarios"] += 1
         run_call(result)

@@ -16,6 +16,7 @@ Built-in classes:
 
 from __future__ import annotations
 
+import abc
 import json
 import logging
 from collections.abc import Mapping
@@ -67,8 +68,9 @@ class _Init(BaseModel):
 
 
 @dataclass
-class Subagent:
-    """One live delegate. `answer` never raises: failures come back as text for the main agent."""
+class Subagent(abc.ABC):
+    """One live delegate (each kind in ALLOWED subclasses it). `answer` never raises: failures come
+    back as text for the main agent."""
 
     name: str
     init: Any
@@ -85,8 +87,9 @@ class Subagent:
     def description(self) -> str:
         return self.init.description
 
+    @abc.abstractmethod
     async def answer(self, request: str, *, llm: LLMClient | None, language: str) -> dict[str, Any]:
-        raise NotImplementedError
+        """The delegate's reply to the main agent's request, as the `delegate` tool's result."""
 
 
 class FaqAgent(Subagent):

@@ -173,7 +173,9 @@ async def until_interrupted() -> None:
             loop.add_signal_handler(sig, stop.set)
             installed.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):
-            pass
+            # Not the main thread (tests, an embedding host) or a platform without them: that
+            # host's own stop reaches us through task cancellation instead.
+            continue
     try:
         await loop.run_in_executor(None, stop.wait)
     finally:
