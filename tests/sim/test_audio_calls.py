@@ -114,4 +114,6 @@ def test_a_caller_who_talks_over_the_agent_really_interrupts_it(tmp_path_factory
     assert faq.get("interrupted") is True, turns  # the answer stopped where the caller started
     said = [t["text"].lower() for t in turns if t["speaker"] == "caller"]
     assert "what are your opening" in said[0], said  # (Moonshine on a phone line: "hours" varies)
-    assert said[1].startswith("thank you"), said  # the words that barged in, from the first one
+    # The words that barged in, from the first one: losing the frames the VAD needed to decide would
+    # drop "thank" (Moonshine tiny sometimes adds a stray "you" before it on leading quiet; harmless).
+    assert "thank you" in said[1] and "good" in said[1], said
