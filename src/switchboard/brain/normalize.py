@@ -51,7 +51,18 @@ def words(text: str) -> list[str]:
     return norm.split(" ") if norm else []
 
 
+# Hesitation sounds a transcript keeps ("uh", "um", Persian "اِم", Arabic "اممم"): they carry no
+# intent, but a sentence encoder weighs them like words, so "Uh I don't have time for this" fell
+# below the threshold that the same answer without "Uh" clears. Compared in normalised form.
+FILLERS = frozenset({"uh", "uhh", "uhm", "um", "umm", "er", "erm", "ah", "ahh", "eh", "hm", "hmm", "mm",
+                     "mhm", "ام", "امم", "اممم", "اه", "اوم", "ااا", "همم"})
 
+
+def without_fillers(text: str) -> str:
+    """`text` without its hesitation sounds (`FILLERS`), otherwise as written (the encoder embedded
+    the examples as written, not normalised); the text itself when it holds nothing else."""
+    kept = [w for w in text.split() if normalize(w) not in FILLERS]
+    return " ".join(kept) if kept else text
 
 
 _PERSIAN_ONLY = set("پچژگیک")  # letters Arabic text does not use (ی U+06CC, ک U+06A9)
@@ -71,4 +82,4 @@ def detect_language(text: str) -> str | None:
     if persian == arabic:
         return None  # words such as "بله" are spelled the same in both
     return "fa" if persian > arabic else "ar"
-__all__ = ["detect_language", "normalize", "words"]
+__all__ = ["FILLERS", "detect_language", "normalize", "without_fillers", "words"]

@@ -36,7 +36,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from switchboard.brain.fallback import UNKNOWN, classify_by_tokens, find_matches, strip_instructions
-from switchboard.brain.normalize import normalize
+from switchboard.brain.normalize import normalize, without_fillers
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +262,7 @@ class SemanticClassifier:
         idx = self.index(cats, tokens, examples)
         if idx is None:
             return SemanticDecision(keyword, "keywords")
-        vec = self.encoder().embed([cleaned])[0]  # type: ignore[union-attr]
+        vec = self.encoder().embed([without_fillers(cleaned)])[0]  # type: ignore[union-attr]
         sims = idx.matrix @ vec
         best = int(np.argmax(sims))
         score = float(sims[best])
