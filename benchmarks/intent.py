@@ -9,7 +9,8 @@ utterance goes through the project's own `IntentClassifier` with the scenario's 
     .venv/bin/python benchmarks/intent.py --calibrate     # threshold sweep on the dev split
     .venv/bin/python benchmarks/intent.py --llama         # + SmolLM2-135M on llama-server (scripts/llama-server.sh)
     .venv/bin/python benchmarks/intent.py --llm-url URL --api-key KEY --model NAME   # + any OpenAI-compatible model
-    .venv/bin/python benchmarks/intent.py --spoken        # eSpeak -> 8 kHz mu-law -> Whisper base -> classify
+    .venv/bin/python benchmarks/intent.py --spoken        # eSpeak -> 8 kHz mu-law -> VAD -> STT -> classify
+    .venv/bin/python benchmarks/intent.py --spoken --pad 0   # ... as before Whisper framed clips with silence
 
 Figures on a shared 2-core machine are noisy; run it where nothing else runs for final numbers.
 """
@@ -150,17 +151,27 @@ def calibrate(args: argparse.Namespace) -> None:
 
 
 async def spoken(args: argparse.Namespace) -> None:
-    """eSpeak voices the held-out answers; 8 kHz mu-law; Whisper base transcribes with the scenario's
-    hotwords (and without, with --compare-hotwords); the offline classifier decides."""
+    """Each held-out answer as a call hears it: eSpeak voices it, 8 kHz mu-law, a second of line
+    silence before and after, the configured VAD cuts the utterance out (as a streamed call's listen
+    does), then `SpeechService.transcribe` (empty-audio rule, enhancement, the STT chosen for the
+    language, the scenario's hotwords) and the offline classifier with the scenario's settings.
+
+    The scenario is Persian: its hotwords go with Persian answers; English and Arabic answers stand
+    for the same flow written in those languages, which declares no hotwords (Persian ones leaked
+    into Arabic transcripts as "نه" and read as "no")."""
     from switchboard.settings import Settings
-    from switchboard.speech.audio import through_phone_line
-    from switchboard.speech.stt.whisper import WhisperSTT
+    from switchboard.speech.audio import concat, silence, through_phone_line
+    from switchboard.speech.base import EmptyAudio
+    from switchboard.speech.service import SpeechService
+    from switchboard.speech.stt import whisper
     from switchboard.speech.tts.espeak import EspeakTTS
 
+    if args.pad is not None:
+        whisper.PAD_SECONDS = args.pad
     spec = scenario_llm()
     llm_cfg = spec.llm
     rows = [r for r in load_tsv(DATA / "salehi_heldout.tsv", [*llm_cfg.intent_categories, "unknown"])
-            if "injection" not in r.tags]
+            if "injection" not in r.tags and (not args.languages or r.lang in args.languages)]
     if args.limit:
         per: dict[str, int] = defaultdict(int)
         kept = []
@@ -169,39 +180,55 @@ async def spoken(args: argparse.Namespace) -> None:
                 kept.append(r)
                 per[r.lang] += 1
         rows = kept
+    settings = Settings()  # the node's defaults: what `switchboard run` would build
+    speech = SpeechService.from_settings(settings)
     tts = EspeakTTS()
-    stt = WhisperSTT(Settings().models_dir, max_parallel=1)
     started = time.perf_counter()
-    stt.load()
-    print(f"whisper base loaded in {time.perf_counter() - started:.2f} s; {len(rows)} spoken answers "
-          f"(no injections), eSpeak -> 8 kHz mu-law -> whisper base (int8, beam 1)")
-    sem = SemanticClassifier(args.encoders[0])
-    clf = IntentClassifier(semantic=sem)
-    variants = [("hotwords", spec.stt.hotwords)] + ([("no hotwords", [])] if args.compare_hotwords else [])
-    for label, hotwords in variants:
+    await speech.warm_up()
+    print(f"STT loaded in {time.perf_counter() - started:.2f} s; {len(rows)} spoken answers (no injections): "
+          f"eSpeak -> 8 kHz mu-law -> VAD -> speech service (stt {settings.stt_provider}, en "
+          f"{settings.stt_provider_en or settings.stt_provider}, enhance {settings.speech_enhance}, "
+          f"whisper pad {whisper.PAD_SECONDS:.2f} s)")
+    clf = IntentClassifier.from_settings(settings, None)  # the node's offline classifier (INTENT_ENCODER)
+    print(f"classifier: keywords + {settings.intent_encoder} (as `classify_intent` on a node without an LLM)")
+    variants = [("hotwords", True)] + ([("no hotwords", False)] if args.compare_hotwords else [])
+    line = silence(1.0, 8000)
+    for label, use_hotwords in variants:
         results: dict[str, list[bool]] = defaultdict(list)
         stt_ms: list[float] = []
         examples = []
         for r in rows:
-            audio = through_phone_line(tts.synthesize_sync(r.text, language=r.lang))
-            tr = stt.transcribe_sync(audio, language=r.lang, hotwords=hotwords)
-            stt_ms.append(tr.latency * 1000)
-            d = await clf.classify(tr.text, prompt_template=llm_cfg.prompt_template,
+            said = through_phone_line(tts.synthesize_sync(r.text, language=r.lang))
+            vad = speech.vad(8000)
+            ends = [e for e in vad.process(concat([line, said, line, line]).pcm) if e.kind == "end"]
+            heard = ends[0].audio if ends and ends[0].audio is not None else said
+            hotwords = spec.stt.hotwords if use_hotwords and r.lang == spec.language else []
+            try:
+                tr = await speech.transcribe(heard, language=r.lang, hotwords=hotwords)
+                text = tr.text
+                stt_ms.append(tr.latency * 1000)
+            except EmptyAudio:
+                text = ""
+            d = await clf.classify(text, prompt_template=llm_cfg.prompt_template,
                                    categories=llm_cfg.intent_categories, fallback_tokens=llm_cfg.fallback_tokens,
                                    examples=llm_cfg.examples)
             results[r.lang].append(d.intent == r.label)
             if d.intent != r.label and len(examples) < args.show:
-                examples.append(f"    {r.lang} {r.label:>15} -> {d.intent:<15} said {r.text!r} heard {tr.text!r}")
+                examples.append(f"    {r.lang} {r.label:>15} -> {d.intent:<15} said {r.text!r} heard {text!r}")
         for lang in sorted(results):
             ok = results[lang]
             print(f"spoken {lang} ({label}): {sum(ok)}/{len(ok)} = {sum(ok) / len(ok):.1%}")
         allok = [x for v in results.values() for x in v]
         print(f"spoken all ({label}): {sum(allok)}/{len(allok)} = {sum(allok) / len(allok):.1%}; "
               f"STT p50 {statistics.median(stt_ms):.0f} ms per answer")
-        for line in examples:
-            print(line)
-    stt.close()
-    sem.close()
+        for line_ in examples:
+            print(line_)
+    for stt in {id(s): s for s in (speech.stt, *speech.stt_by_language.values())}.values():
+        close = getattr(stt, "close", None)
+        if callable(close):
+            close()
+    if clf.semantic is not None:
+        clf.semantic.close()
 
 
 class LlamaServer:
@@ -250,6 +277,9 @@ def main() -> None:
     ap.add_argument("--spoken", action="store_true", help="TTS -> 8 kHz mu-law -> STT -> classify, per language")
     ap.add_argument("--compare-hotwords", action="store_true", help="--spoken: also without the hotwords")
     ap.add_argument("--limit", type=int, default=0, help="--spoken: at most N answers per language")
+    ap.add_argument("--languages", nargs="*", default=[], help="--spoken: only these languages")
+    ap.add_argument("--pad", type=float, default=None,
+                    help="--spoken: seconds of silence Whisper frames each clip with (default: the product's)")
     ap.add_argument("--show", type=int, default=8, help="--spoken: misclassified examples to print")
     ap.add_argument("--encoders", nargs="+", default=["use", "e5"], choices=["use", "e5"])
     ap.add_argument("--llama", action="store_true", help="also SmolLM2-135M-Instruct on a local llama-server")
