@@ -10,7 +10,6 @@ utterance goes through the project's own `IntentClassifier` with the scenario's 
     .venv/bin/python benchmarks/intent.py --llama         # + SmolLM2-135M on llama-server (scripts/llama-server.sh)
     .venv/bin/python benchmarks/intent.py --llm-url URL --api-key KEY --model NAME   # + any OpenAI-compatible model
     .venv/bin/python benchmarks/intent.py --spoken        # eSpeak -> 8 kHz mu-law -> VAD -> STT -> classify
-    .venv/bin/python benchmarks/intent.py --spoken --pad 0   # ... as before Whisper framed clips with silence
 
 Figures on a shared 2-core machine are noisy; run it where nothing else runs for final numbers.
 """
@@ -163,11 +162,8 @@ async def spoken(args: argparse.Namespace) -> None:
     from switchboard.speech.audio import concat, silence, through_phone_line
     from switchboard.speech.base import EmptyAudio
     from switchboard.speech.service import SpeechService
-    from switchboard.speech.stt import whisper
     from switchboard.speech.tts.espeak import EspeakTTS
 
-    if args.pad is not None:
-        whisper.PAD_SECONDS = args.pad
     spec = scenario_llm()
     llm_cfg = spec.llm
     rows = [r for r in load_tsv(DATA / "salehi_heldout.tsv", [*llm_cfg.intent_categories, "unknown"])
@@ -187,8 +183,7 @@ async def spoken(args: argparse.Namespace) -> None:
     await speech.warm_up()
     print(f"STT loaded in {time.perf_counter() - started:.2f} s; {len(rows)} spoken answers (no injections): "
           f"eSpeak -> 8 kHz mu-law -> VAD -> speech service (stt {settings.stt_provider}, en "
-          f"{settings.stt_provider_en or settings.stt_provider}, enhance {settings.speech_enhance}, "
-          f"whisper pad {whisper.PAD_SECONDS:.2f} s)")
+          f"{settings.stt_provider_en or settings.stt_provider}, enhance {settings.speech_enhance})")
     clf = IntentClassifier.from_settings(settings, None)  # the node's offline classifier (INTENT_ENCODER)
     print(f"classifier: keywords + {settings.intent_encoder} (as `classify_intent` on a node without an LLM)")
     variants = [("hotwords", True)] + ([("no hotwords", False)] if args.compare_hotwords else [])
@@ -278,8 +273,6 @@ def main() -> None:
     ap.add_argument("--compare-hotwords", action="store_true", help="--spoken: also without the hotwords")
     ap.add_argument("--limit", type=int, default=0, help="--spoken: at most N answers per language")
     ap.add_argument("--languages", nargs="*", default=[], help="--spoken: only these languages")
-    ap.add_argument("--pad", type=float, default=None,
-                    help="--spoken: seconds of silence Whisper frames each clip with (default: the product's)")
     ap.add_argument("--show", type=int, default=8, help="--spoken: misclassified examples to print")
     ap.add_argument("--encoders", nargs="+", default=["use", "e5"], choices=["use", "e5"])
     ap.add_argument("--llama", action="store_true", help="also SmolLM2-135M-Instruct on a local llama-server")
