@@ -85,15 +85,17 @@ async def test_a_hesitation_does_not_turn_a_clear_no_into_unknown(classifier, sc
     assert await decide(classifier, scenario, text) == "no"
 
 
-# Answers Whisper base hears well enough from eSpeak over a phone line (the held-out set's harder
-# ones are measured by the benchmark, not asserted here).
+# Answers Whisper base hears well enough from eSpeak over a phone line, in every run: eSpeak's
+# samples differ slightly from one synthesis to the next, and borderline answers ("لا شكرا" heard as
+# "لا شع" or "لاشرة") are measured by the benchmark, not asserted here.
 SPOKEN = [
     ("en", "uh, I don't have time for this", "no"),
     ("en", "okay, I'm listening", "yes"),
     ("en", "where did you get my phone number", "number_question"),
     ("fa", "نه ممنون", "no"),
     ("fa", "بله حتما", "yes"),
-    ("ar", "لا شكرا", "no"),
+    ("ar", "غير مهتم", "no"),
+    ("ar", "أكيد", "yes"),
 ]
 
 
