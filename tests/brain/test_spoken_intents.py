@@ -15,6 +15,7 @@ from switchboard.flows.validate import parse_scenario_file
 from switchboard.settings import Settings
 from switchboard.speech.audio import concat, silence, through_phone_line
 from switchboard.speech.service import SpeechService
+from switchboard.speech.stt.whisper import echoes_hotwords
 from switchboard.speech.tts.espeak import EspeakTTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +79,15 @@ def test_hesitation_sounds_are_dropped_before_embedding_and_nothing_else() -> No
     assert without_fillers("human resources, umbrella") == "human resources, umbrella"
 
 
+def test_an_echo_of_the_hotwords_is_told_from_an_answer() -> None:
+    hints = ["بله", "آره", "نه"]
+    assert echoes_hotwords("آره نه", hints)
+    assert echoes_hotwords("بله, آره, نه.", hints)
+    assert not echoes_hotwords("نه نه", hints)  # a caller's emphatic no
+    assert not echoes_hotwords("نه ممنون", hints)
+    assert not echoes_hotwords("", hints)
+
+
 @pytest.mark.parametrize("text", ["Uh, I don't have time for this.", "um, I don't have time for this"])
 async def test_a_hesitation_does_not_turn_a_clear_no_into_unknown(classifier, scenario, text: str) -> None:
     """Whisper writes the caller's "uh"; e5 scored "Uh I don't have time for this" below its
@@ -93,7 +103,9 @@ SPOKEN = [
     ("en", "okay, I'm listening", "yes"),
     ("en", "where did you get my phone number", "number_question"),
     ("fa", "نه ممنون", "no"),
-    ("fa", "بله حتما", "yes"),
+    ("fa", "بله بله", "yes"),  # one hotword repeated: the caller's answer, kept
+    # Whisper read the hotword list back ("آره نه", then "yes"); the echo is decoded again unbiased.
+    ("fa", "الو الو", "unknown"),
     ("ar", "غير مهتم", "no"),
     ("ar", "أكيد", "yes"),
 ]

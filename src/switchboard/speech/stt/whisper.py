@@ -9,7 +9,9 @@ the event loop and at most `max_parallel` run at once.
 A scenario's hotwords bias recognition through faster-whisper's `hotwords`, not `initial_prompt`:
 an initial prompt reads as text already said, and a list such as "بله, آره, نه" came back as the
 transcript of "بله حتما" (then read as "no"). Hotwords go into the
-decoder's context as hints without being presented as a transcript to continue.
+decoder's context as hints without being presented as a transcript to continue. They still sit
+in the decoder's prompt, so on unclear audio Whisper can read them back ("الو الو" came back as
+"آره نه"): a transcript made only of different hotwords is decoded again without them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +71,15 @@ def hotwords_for(language: str | None, hotwords: list[str] | None) -> list[str]:
     return [w for w in words if arabic_script(w) == want_arabic]
 
 
+def echoes_hotwords(text: str, hotwords: list[str]) -> bool:
+    """True when `text` is nothing but two or more different hotwords: Whisper read the hint list
+    back instead of the caller ("الو الو" came back as "آره نه", read as "yes"). A caller's own
+    "نه نه" (one hotword, repeated) is an answer, not an echo."""
+    hints = {w for h in hotwords for w in h.split()}
+    said = re.sub(r"[^\w\s]", " ", text).split()
+    return bool(said) and all(w in hints for w in said) and len(set(said)) >= 2
+
+
 class WhisperSTT:
     name = "whisper"
 
@@ -100,7 +112,14 @@ class WhisperSTT:
         model = self.load()
         samples = to_float(resample(audio, WHISPER_RATE))
         lang = (language or self.default_language or "").split("-")[0].split("_")[0].lower() or None
-        bias = " ".join(hotwords_for(lang, hotwords)) or None
+        bias_words = hotwords_for(lang, hotwords)
+        text, confidence, heard_language = self._decode(model, samples, lang, " ".join(bias_words) or None)
+        if bias_words and echoes_hotwords(text, bias_words):
+            text, confidence, heard_language = self._decode(model, samples, lang, None)
+        return Transcript(text=text, language=heard_language, confidence=round(confidence, 3),
+                          latency=time.perf_counter() - started)
+
+    def _decode(self, model: Any, samples: Any, lang: str | None, bias: str | None) -> tuple[str, float, str]:
         segments, info = model.transcribe(
             samples, language=lang, task="transcribe", beam_size=1,
             best_of=1, temperature=0.0, without_timestamps=True, condition_on_previous_text=False,
@@ -113,9 +132,7 @@ class WhisperSTT:
             texts.append(segment.text.strip())
             probs.append(math.exp(max(segment.avg_logprob, -10.0)))
         text = collapse_repetitions(" ".join(t for t in texts if t))
-        confidence = sum(probs) / len(probs) if probs else 0.0
-        return Transcript(text=text, language=info.language, confidence=round(confidence, 3),
-                          latency=time.perf_counter() - started)
+        return text, (sum(probs) / len(probs) if probs else 0.0), info.language
 
     async def transcribe(self, audio: Audio, *, language: str | None = None,
                          hotwords: list[str] | None = None) -> Transcript:
