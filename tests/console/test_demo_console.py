@@ -101,7 +101,12 @@ def test_the_demo_serves_the_console_while_the_campaign_runs(browser: Any, tmp_p
         eventually(lambda: int(page.inner_text("#ended-total")) >= 2, 120, "two calls ended")
 
         # Pause: no new calls start; the page says who paused and why.
+        # What the supervisor types survives the live pushes that re-render the panel meanwhile.
         page.fill("input[name=reason]", "checking the script")
+        pushed = int(page.get_attribute("#live-panel", "data-updates") or 0)
+        eventually(lambda: int(page.get_attribute("#live-panel", "data-updates") or 0) > pushed, 120,
+                   "a push while typing")
+        assert page.input_value("input[name=reason]") == "checking the script"
         page.click("#pause")
         assert "Dialing paused" in page.inner_text(".flash.ok")
         page.wait_for_selector("#dialer[data-state=paused]")

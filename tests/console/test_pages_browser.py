@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -386,3 +387,22 @@ def test_every_page_renders(page: Any, served: Any) -> None:
     page.reload()
     assert page.locator("#new-token").count() == 0  # shown once
     assert os.path.exists(ROOT / "build" / "screenshots" / "settings.png")
+
+
+def test_live_durations_keep_counting_while_nothing_else_changes(page: Any, served: Any) -> None:
+    """A call in progress with no new step or words: the live page is still re-pushed every few
+    seconds, so its duration counts up instead of freezing at the last change."""
+    served.link.live.dialing("in-live0001", direction="inbound", phone="09351234567", scenario="reception",
+                             line="02191000002")
+    sign_in(page, served.base, "ann")
+    page.wait_for_selector("#live-calls tr[data-call=in-live0001]")
+    version = served.link.live.version
+    first = page.inner_text("#live-calls tr[data-call=in-live0001] td:nth-child(8)")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        now = page.inner_text("#live-calls tr[data-call=in-live0001] td:nth-child(8)")
+        if now != first:
+            break
+        time.sleep(0.2)
+    assert served.link.live.version == version  # nothing changed on the board meanwhile
+    assert now != first, f"the duration stayed at {first}"

@@ -26,6 +26,7 @@ STATE_LABELS = {"running": "dialing", "paused": "paused", "outside_hours": "outs
                 "stopping": "stopping", "finished": "campaign finished", "idle": "no dialer running"}
 HEARTBEAT = 15.0
 TICK = 0.5
+REFRESH = 5.0  # calls in progress: re-render this often even unchanged, so durations keep counting
 
 
 def _pause_text(reason: str | None) -> str:
@@ -74,8 +75,9 @@ async def live_panel(request: Request, principal: Principal = page_principal("re
 
 @router.get("/live/events")
 async def live_events(request: Request, principal: Principal = page_principal("read")) -> Response:
-    """SSE: the rendered live fragment whenever the board changes (at most twice a second), and a
-    comment line as heartbeat so proxies keep the stream open."""
+    """SSE: the rendered live fragment whenever the board changes (at most twice a second) or every
+    few seconds while calls are in progress (their durations), and a comment line as heartbeat so
+    proxies keep the stream open."""
     console = console_of(request)
     board = console.node.live
     templates = console.templates
@@ -83,10 +85,12 @@ async def live_events(request: Request, principal: Principal = page_principal("r
     async def stream() -> AsyncIterator[str]:
         sent_version = -1
         quiet = 0.0
+        calls_shown = False
         yield "retry: 2000\n\n"
         while not await request.is_disconnected():
-            if board.version != sent_version:
+            if board.version != sent_version or (calls_shown and quiet >= REFRESH):
                 snap = board.snapshot()
+                calls_shown = bool(snap.calls)
                 sent_version = snap.version
                 context = await live_context(console, snap)
                 html = templates.get_template("_live.html").render(principal=principal, csrf=principal.csrf,

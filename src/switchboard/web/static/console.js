@@ -9,12 +9,38 @@
     if (!panel || !window.EventSource) return;
     var source = new EventSource(panel.dataset.stream);
     source.addEventListener("live", function (e) {
-      panel.innerHTML = e.data;
+      replaceKeepingInput(panel, e.data);
       panel.dataset.updates = String((Number(panel.dataset.updates) || 0) + 1);
     });
     source.onerror = function () { panel.classList.add("stale"); };
     source.onopen = function () { panel.classList.remove("stale"); };
     window.addEventListener("beforeunload", function () { source.close(); });
+  }
+
+  // A push replaces the panel's HTML, forms included: what a supervisor is typing there (a pause
+  // reason) is carried into the new form, with the focus and the cursor, instead of being wiped
+  // between the keystroke and the click.
+  function fieldKey(el) {
+    return (el.form ? el.form.getAttribute("action") : "") + "|" + el.name;
+  }
+  function replaceKeepingInput(panel, html) {
+    var typed = {}, active = document.activeElement, focusKey = null, start = null, end = null;
+    panel.querySelectorAll("input[name]:not([type=hidden]), textarea[name], select[name]").forEach(function (el) {
+      if (el.value) typed[fieldKey(el)] = el.value;
+    });
+    if (active && active.name && panel.contains(active)) {
+      focusKey = fieldKey(active);
+      try { start = active.selectionStart; end = active.selectionEnd; } catch (err) { start = null; }
+    }
+    panel.innerHTML = html;
+    panel.querySelectorAll("input[name]:not([type=hidden]), textarea[name], select[name]").forEach(function (el) {
+      var key = fieldKey(el);
+      if (Object.prototype.hasOwnProperty.call(typed, key)) el.value = typed[key];
+      if (key === focusKey) {
+        el.focus();
+        if (start !== null) { try { el.setSelectionRange(start, end); } catch (err) { /* not a text field */ } }
+      }
+    });
   }
 
   // Forms that need a second thought (deletions, revocations).
