@@ -18,8 +18,12 @@ audio frame, over `--turns` turns, and prints p50 / p95 per transport.
   agent's frames are timed as they arrive at the double's end of that channel.
 * browser: the real `WebRTCBackend` (aiortc: ICE, DTLS-SRTP, Opus both ways, the data channel) and, on
   the other side of a loopback peer connection, a Python WebRTC peer doing what the /call page does
-  (tests/webrtc/client.py); the caller's questions go in wideband (48 kHz into Opus, no phone line),
-  the agent's first loud 20 ms is timed as the peer decodes it.
+  (tests/webrtc/client.py); the caller's questions go in wideband (48 kHz into Opus, no phone line).
+  As on the other transports, the turn runs from the end of the caller's last speech frame to the
+  first agent frame that carries sound (above -60 dBFS: the track idles on digital silence), timed
+  as the peer decodes it. The peer decodes each packet as it arrives: like the carriers' edges timed
+  above, it adds no playout buffer of its own (a real page's, Chromium's NetEq, comes on top, as a
+  phone's does after Twilio or Asterisk).
 """
 
 from __future__ import annotations
@@ -64,10 +68,10 @@ def build(tmp: Path, tts: str, end_silence: float):  # type: ignore[no-untyped-d
 
 
 async def caller_speech() -> list[bytes]:
+    import numpy as np
+
     from switchboard.speech.audio import through_phone_line
     from switchboard.speech.tts.piper import PiperTTS
-
-    import numpy as np
 
     piper = PiperTTS()
     out = []
@@ -230,15 +234,15 @@ async def over_ari(turns: int, tts: str, end_silence: float) -> list[float]:
 
 
 async def over_browser(turns: int, tts: str, end_silence: float) -> list[float]:
+    import numpy as np
+    from aiortc import RTCSessionDescription
+
     from switchboard.speech.audio import resample
     from switchboard.speech.tts.piper import PiperTTS
     from switchboard.telephony.webrtc.backend import WebRTCBackend
     from switchboard.telephony.webrtc.call import BrowserCallFactory
     from switchboard.telephony.webrtc.tokens import CallScope
-    from tests.webrtc.client import LOUD, BrowserPeer
-
-    import numpy as np
-    from aiortc import RTCSessionDescription
+    from tests.webrtc.client import SOUND, BrowserPeer
 
     with tempfile.TemporaryDirectory() as tmp:
         _, speech, voice, service = build(Path(tmp), tts, end_silence)
@@ -262,7 +266,7 @@ async def over_browser(turns: int, tts: str, end_silence: float) -> list[float]:
         offset = loop.time() - time.monotonic()  # the peer stamps frames on time.monotonic()
 
         def frame(at: float, rms: float) -> None:
-            if rms > LOUD:  # the track carries silence between replies: only sound counts
+            if rms > SOUND:  # the track carries silence between replies: only sound counts
                 measured.agent_frame(at + offset)
 
         peer = BrowserPeer(on_frame=frame)
@@ -275,7 +279,8 @@ async def over_browser(turns: int, tts: str, end_silence: float) -> list[float]:
                 peer.mic.say(questions[i % len(questions)])
                 while peer.mic.speech_ended_at is None:
                     await asyncio.sleep(0.005)
-                measured.waiting_since = peer.mic.speech_ended_at + offset
+                # the end of the last speech frame (handed to the encoder at its start), as for Twilio
+                measured.waiting_since = peer.mic.speech_ended_at + 0.02 + offset
                 await asyncio.wait_for(measured.agent_done(), 30)
         finally:
             await peer.close()

@@ -101,6 +101,7 @@ class DoubleCall:
     _interrupt: asyncio.Event = field(default_factory=asyncio.Event)  # an update replaces the TwiML
     _pending_twiml: str | None = None
     _task: asyncio.Task[None] | None = None
+    script_task: asyncio.Task[None] | None = None  # the caller's side (a test's script), when one runs
     started_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -534,7 +535,7 @@ class TwilioDouble:
                     call.streams.append(media)
                     runner = asyncio.ensure_future(media.run())
                     if script is not None and script_task is None:
-                        script_task = asyncio.ensure_future(self._script(call, script))
+                        script_task = call.script_task = asyncio.ensure_future(self._script(call, script))
                     interrupted = asyncio.ensure_future(call._interrupt.wait())
                     await asyncio.wait({runner, interrupted}, return_when=asyncio.FIRST_COMPLETED)
                     interrupted.cancel()
@@ -572,7 +573,10 @@ class TwilioDouble:
                 next_document, call._pending_twiml = call._pending_twiml, None
             document = next_document  # type: ignore[assignment]
         if script_task is not None and call.ended.is_set():
-            script_task.cancel()
+            # A script may still note what it saw once the call ended: a moment, then it goes.
+            done, _ = await asyncio.wait({script_task}, timeout=5)
+            if not done:
+                script_task.cancel()
 
     async def _script(self, call: DoubleCall, script: Callable[[DoubleCall], Awaitable[None]]) -> None:
         try:

@@ -112,6 +112,10 @@ class Rig:
         await asyncio.gather(runner, return_exceptions=True)
         (row,) = (await self.node.store.calls.list(direction="outbound", limit=5)).items
         dcall = next(c for c in self.h.double.calls.values() if c.to == CUSTOMER)
+        # Our side has its result; the caller's side (the script) may still be noting how it ended.
+        await dcall.wait_ended(60)
+        if dcall.script_task is not None:
+            await asyncio.wait({dcall.script_task}, timeout=10)
         return row, dcall
 
     async def call_in(self, script):  # type: ignore[no-untyped-def]

@@ -4,7 +4,9 @@ in real time, records what the agent sends back and every event on the channel.
 
 Chromium drives the page in the end-to-end tests; this peer drives the transport where a test needs
 exact control (when speech ends, cutting the network without a goodbye, many calls at once) and the
-latency benchmark.
+latency benchmark. Its receiver hands each agent packet to the decoder as it arrives (the server's
+`PacketBuffer`), so `received` times arrival at the page, not aiortc's 80 ms prefetch; a real page
+adds its own playout buffer (Chromium's NetEq) on top, as a phone adds one after Twilio or Asterisk.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from switchboard.telephony.webrtc.jitter import release_packets_at_once
+
 RATE = 48000
 FRAME = 960  # 20 ms at 48 kHz
 LOUD = 0.01
+SOUND = 0.001  # -60 dBFS: any agent audio at all (the agent's track idles on digital silence)
 
 
 class CallerTrack(MediaStreamTrack):
@@ -38,7 +43,7 @@ class CallerTrack(MediaStreamTrack):
         self._start: float | None = None
         self._pts = 0
         self.speech_started_at: float | None = None  # monotonic time the first frame of an utterance was sent
-        self.speech_ended_at: float | None = None  # monotonic time the last queued frame was sent
+        self.speech_ended_at: float | None = None  # monotonic time the last queued frame was sent (its start)
         self.muted = False  # True: send nothing at all (a dead network, as seen from the server)
 
     def say(self, pcm48k: bytes) -> None:
@@ -90,6 +95,7 @@ class BrowserPeer:
         self.pc = RTCPeerConnection()
         self.mic = CallerTrack()
         self.pc.addTrack(self.mic)
+        release_packets_at_once(self.pc.getTransceivers()[0].receiver)
         self.channel = self.pc.createDataChannel("switchboard")
         self.events: list[dict[str, Any]] = []
         self.event = asyncio.Event()

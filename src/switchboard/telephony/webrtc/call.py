@@ -67,8 +67,11 @@ class BrowserCallFactory:
         runtime = self.voice
         if runtime.speech is None:
             raise CallFailed("browser calls need a TTS (the voice runtime has none)")
+        # `early` as every streamed call has it (`VoiceRuntime.session`): the caller's words are
+        # transcribed in the quiet before the end of speech is certain, not after it.
         session = VoiceSession(bc.port, vad=runtime.vad.open(bc.port.sample_rate), pacer=runtime.pacer,
-                               prompts=runtime.prompts, speech=captioned(runtime.speech, bc.feed.saying))
+                               prompts=runtime.prompts, speech=captioned(runtime.speech, bc.feed.saying),
+                               early=runtime.early)
         return StreamingCall(session, BrowserControl(bc), call_id=bc.call_id, direction="inbound",
                              remote_number=bc.remote, line_number=None, recordings=runtime.recordings,
                              language=bc.scope.language)

@@ -23,6 +23,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.rtcdatachannel import RTCDataChannel
 
 from switchboard.telephony.webrtc.feed import CallFeed
+from switchboard.telephony.webrtc.jitter import release_packets_at_once
 from switchboard.telephony.webrtc.port import WebRTCPort
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class BrowserPeer:
         if not audio:
             raise OfferError("the SDP offer has no usable audio section")
         audio[0].sender.replaceTrack(self.port.track)
+        release_packets_at_once(audio[0].receiver)  # the caller's audio without aiortc's 80 ms prefetch
         audio[0].direction = "sendrecv"
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         return self.pc.localDescription
