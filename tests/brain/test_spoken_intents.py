@@ -85,7 +85,9 @@ def test_an_echo_of_the_hotwords_is_told_from_an_answer() -> None:
     hints = ["بله", "آره", "نه"]
     assert echoes_hotwords("آره نه", hints)
     assert echoes_hotwords("بله, آره, نه.", hints)
+    assert echoes_hotwords("نه با بله آره نه با بله آره", hints)  # the demo's "نه ممنون", sent to an operator
     assert not echoes_hotwords("نه نه", hints)  # a caller's emphatic no
+    assert not echoes_hotwords("بله حتما با کمال میل", hints)  # an answer with one hint word in it
     assert not echoes_hotwords("نه ممنون", hints)
     assert not echoes_hotwords("", hints)
 
