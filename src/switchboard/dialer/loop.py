@@ -51,6 +51,7 @@ from switchboard.telephony.faults import BackendUnavailable
 
 log = logging.getLogger(__name__)
 calls_log = logging.getLogger("switchboard.calls")  # one INFO line per placed call and per result
+ENDED_KEPT = 10_000  # contacts whose call here ended, remembered to spot offers that predate the end
 SKEW_WARNING_SECONDS = 60.0
 CALLBACK_CHECK_SECONDS = 5.0  # while working through a batch, look for due call backs this often  # the panel's server_time this far from ours is worth a warning
 
@@ -142,6 +143,8 @@ class Dialer:
     stats: DialerStats = field(default_factory=DialerStats)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _calls: set[asyncio.Task[None]] = field(default_factory=set)
+    _calling: set[str] = field(default_factory=set)  # contacts with a dial or call in progress here
+    _ended_here: dict[str, float] = field(default_factory=dict)  # contact -> when its call here ended (monotonic)
     _call_ended: asyncio.Event = field(default_factory=asyncio.Event)
     _abandoned_at: dict[str, datetime] = field(default_factory=dict)
     gate: BackendGate | None = None  # waits while the PBX is unavailable (dialer/backend_gate.py)
@@ -247,6 +250,7 @@ class Dialer:
                 await self._until(self.health.wait_running())
                 metrics.DIALER_PAUSED.set(1 if self.health.paused else 0)
                 continue
+            offered_at = clock.monotonic()
             try:
                 batch = await self.panel.next_batch(self.settings.batch_size)
             except Exception as exc:  # the store or the panel failing must not end the dialer
@@ -279,7 +283,7 @@ class Dialer:
                     except Exception as exc:  # a busy database must not end dialing
                         await self._survive(exc, "dialing due call backs")
                 try:
-                    await self._dial(number)
+                    await self._dial(number, offered_at=offered_at)
                 except Exception as exc:  # one contact failing (a busy database) must not end dialing
                     await self._survive(exc, f"dialing contact {number.id}")
                     with contextlib.suppress(Exception):  # back to the panel once the store answers again
@@ -418,7 +422,45 @@ class Dialer:
             return {}
         return {"name": row.name or "", "attributes": dict(row.attributes or {}), "timezone": row.timezone}
 
-    async def _dial(self, number: BatchNumber, callback: Callback | None = None) -> None:
+    async def _dial(self, number: BatchNumber, callback: Callback | None = None, *,
+                    offered_at: float | None = None) -> None:
+        """Dial one leased contact (or call back), unless this process is calling it or has just.
+
+        A lease can run out while the contact's call is still waiting for a line or in progress
+        (a short lease, a long call); the panel then offers it again, in a batch fetched before that
+        call's result was recorded. Dialing it would call the person twice: it is given back for a
+        minute instead, by when the first call's result is recorded and decides what happens next."""
+        key = None if callback is not None or number.id is None else str(number.id)
+        if key is not None:
+            ended = self._ended_here.get(key)
+            stale = ended is not None and offered_at is not None and offered_at <= ended
+            if key in self._calling or stale:
+                self.stats.deferred += 1
+                log.info("contact %s offered again while %s; given back", number.id,
+                         "being called here" if key in self._calling else "its call here was ending")
+                await self._give_back(number, clock.now() + timedelta(seconds=60))
+                return
+            self._calling.add(key)
+        task = None
+        try:
+            task = await self._dial_now(number, callback)
+        finally:
+            if key is not None:
+                if task is None:
+                    self._calling.discard(key)
+                else:
+                    task.add_done_callback(lambda _: self._call_left(key))
+
+    def _call_left(self, key: str) -> None:
+        self._calling.discard(key)
+        self._ended_here.pop(key, None)
+        self._ended_here[key] = clock.monotonic()
+        if len(self._ended_here) > ENDED_KEPT:  # the oldest first (insertion order)
+            for old in list(self._ended_here)[: len(self._ended_here) - ENDED_KEPT]:
+                del self._ended_here[old]
+
+    async def _dial_now(self, number: BatchNumber, callback: Callback | None) -> asyncio.Task[None] | None:
+        """`_dial`'s work: the call task started, or None when the contact was given back."""
         profile = await self._profile(number)
         contact = {"id": number.id, "phone": number.e164, "name": profile.get("name", "") or
                    (callback.name if callback is not None else "") or "", "attributes": profile.get("attributes", {})}
@@ -430,13 +472,13 @@ class Dialer:
             log.warning("no active scenario accepts contact %s; giving it back", number.id)
             await self._give_back(number, clock.now() + timedelta(seconds=self.settings.retry_delay_seconds),
                                   callback)
-            return
+            return None
         calls_log.info("Assigned scenario %s to %s %s (%s)", scenario.name,
                        "call back" if callback is not None else "contact",
                        f"CB-{callback.id}" if callback is not None else number.id, self._mask(number.e164))
         checked_at = clock.now()
         if not await self._compliant(number, scenario, profile, checked_at, callback):
-            return
+            return None
         await self._until(self.health.wait_running())
         if self.gate is not None:
             await self._until(self.gate.wait())  # no origination while the PBX cannot take calls
@@ -444,11 +486,11 @@ class Dialer:
             if not self.lines:
                 log.error("no outbound lines: set OUTBOUND_NUMBERS or register lines in the panel")
             await self._give_back(number, None, callback)
-            return
+            return None
         grant = await acquire_line(self.limiter, self.lines, self._scenario_limit(scenario), stop=self._stop)
         if grant is None:  # stopping
             await self._give_back(number, None, callback)
-            return
+            return None
         if grant.at > checked_at:
             # Waiting for a line can take long (a line's day limit waits for midnight): what was
             # compliant then (calling hours, DNC, a pause) may not be now. Check again; a slot
@@ -457,10 +499,11 @@ class Dialer:
                 await self.limiter.refund(grant)
                 if self.health.paused:
                     await self._give_back(number, None, callback)
-                return
+                return None
         task = asyncio.create_task(self._outbound_call(number, contact, scenario, grant, callback=callback))
         self._calls.add(task)
         task.add_done_callback(self._call_done)
+        return task
 
     @staticmethod
     def _scenario_limit(scenario: Scenario) -> ScenarioLimit | None:
