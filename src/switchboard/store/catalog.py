@@ -93,6 +93,17 @@ class LineSpec:
 
 class LinesRepo(Repository):
     async def upsert(self, line: LineSpec, *, company: str = "default") -> OutboundLine:
+        """Insert or update; two dialers starting together race on the insert, and the loser
+        finds the winner's row on its retry (as `ScenariosRepo.register`)."""
+        for attempt in range(3):
+            try:
+                return await self._upsert(line, company)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _upsert(self, line: LineSpec, company: str) -> OutboundLine:
         async with self.sessions.begin() as s:
             row = await s.scalar(
                 select(OutboundLine).where(
