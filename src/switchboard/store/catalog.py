@@ -3,15 +3,30 @@ changing tables the dialer and the panel read."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from switchboard.store.base import Page, Repository, utcnow
 from switchboard.store.models import Batch, Campaign, Operator, OutboundLine, ScenarioRegistration
+
+T = TypeVar("T")
+
+
+async def _losing_race_retried(upsert: Callable[[], Awaitable[T]]) -> T:
+    """Run a select-then-insert upsert; when another process inserted the same key in between
+    (dialers starting together), the unique-key violation means "it exists now": try again, and
+    the select finds the other's row."""
+    for attempt in range(3):
+        try:
+            return await upsert()
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 class CampaignsRepo(Repository):
@@ -93,15 +108,8 @@ class LineSpec:
 
 class LinesRepo(Repository):
     async def upsert(self, line: LineSpec, *, company: str = "default") -> OutboundLine:
-        """Insert or update; two dialers starting together race on the insert, and the loser
-        finds the winner's row on its retry (as `ScenariosRepo.register`)."""
-        for attempt in range(3):
-            try:
-                return await self._upsert(line, company)
-            except IntegrityError:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        """Insert or update; two dialers starting together race on the insert (`_losing_race_retried`)."""
+        return await _losing_race_retried(lambda: self._upsert(line, company))
 
     async def _upsert(self, line: LineSpec, company: str) -> OutboundLine:
         async with self.sessions.begin() as s:
@@ -214,13 +222,7 @@ class ScenariosRepo(Repository):
         """Upsert (name, display_name) pairs; returns how many were new. Dialers starting together
         register the same names at once: the one that loses the insert race tries again and finds
         the other's rows (a unique-key violation is not a failed start)."""
-        for attempt in range(3):
-            try:
-                return await self._register(scenarios, company)
-            except IntegrityError:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        return await _losing_race_retried(lambda: self._register(scenarios, company))
 
     async def _register(self, scenarios: Sequence[tuple[str, str | None]], company: str) -> int:
         new = 0
